@@ -1,0 +1,109 @@
+"""The ``smi2mesh`` command line.
+
+``smi2mesh translate`` is the offline path for GitOps pipelines: SMI
+manifests in, mesh manifests out, with no cluster. It calls the same
+:func:`smi2mesh.translate.translate` as the operator.
+
+Exit codes: 0 success; 1 invalid input (nothing on stdout); 2 usage error;
+3 findings under ``--strict`` (output still written); 70 internal error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import NoReturn, TextIO
+
+from smi2mesh import __version__, yamlio
+from smi2mesh.errors import InputError
+from smi2mesh.inputs import parse_documents
+from smi2mesh.translate import translate
+from smi2mesh.translators import TRANSLATORS
+from smi2mesh.translators.base import Options
+
+EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_FINDINGS, EXIT_INTERNAL = 0, 1, 2, 3, 70
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that exits with 2 and names the bad value, never a traceback."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every subcommand."""
+    parser = _Parser(prog="smi2mesh", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--version", action="version", version=f"smi2mesh {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    tr = sub.add_parser(
+        "translate", help="translate SMI manifests into mesh manifests, offline",
+        description="Read SMI objects (and the Services and workloads they refer to) and "
+                    "print the target mesh's objects. Findings go to stderr.")
+    tr.add_argument("--mesh", required=True, choices=list(TRANSLATORS), metavar="MESH",
+                    help=f"target mesh: {', '.join(TRANSLATORS)}")
+    tr.add_argument("-f", "--filename", action="append", default=[], metavar="PATH",
+                    help="a file, a directory (read recursively) or - for stdin; repeatable "
+                         "(default: stdin)")
+    tr.add_argument("-o", "--output", choices=["yaml", "json"], default="yaml",
+                    help="output format: a YAML stream or a JSON list (default: yaml)")
+    tr.add_argument("--strict", action="store_true",
+                    help="exit with code 3 if there is any finding")
+    tr.add_argument("--trust-domain", default="cluster.local", metavar="D",
+                    help="mesh trust domain used in identities (default: cluster.local)")
+    tr.add_argument("--cluster-domain", default="cluster.local", metavar="D",
+                    help="Kubernetes cluster domain used in Service FQDNs (default: cluster.local)")
+    return parser
+
+
+def run_translate(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:
+    """Run ``translate``; write the result or the errors; return the exit code."""
+    try:
+        docs = yamlio.read_sources(args.filename or ["-"], stdin)
+        inputs = parse_documents(docs)
+    except FileNotFoundError as exc:
+        stderr.write(f"error: {exc.args[0]}: no such file or directory\n")
+        return EXIT_USAGE
+    except InputError as exc:
+        for problem in exc.problems:
+            stderr.write(f"error: {problem.render()}\n")
+        return EXIT_INPUT
+    options = Options(trust_domain=args.trust_domain, cluster_domain=args.cluster_domain)
+    result = translate(inputs, args.mesh, options)
+    text = (yamlio.dump_json if args.output == "json" else yamlio.dump_yaml)(result.objects)
+    stdout.write(text)
+    for finding in result.findings:
+        stderr.write(f"warning: {finding.render()} [{finding.reason.value}]\n")
+    if args.strict and result.findings:
+        stderr.write(f"error: {len(result.findings)} finding(s) with --strict\n")
+        return EXIT_FINDINGS
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``smi2mesh`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "translate":
+            return run_translate(args, sys.stdin, sys.stdout, sys.stderr)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # The reader went away (e.g. `| head`); nothing useful is left to say.
+        sys.stderr.close()
+        return EXIT_OK
+    except Exception as exc:  # noqa: BLE001 - the CLI promises no traceback
+        if os.environ.get("SMI2MESH_DEBUG"):
+            traceback.print_exc()
+        sys.stderr.write(f"error: internal error: {type(exc).__name__}: {exc} "
+                         "(set SMI2MESH_DEBUG=1 for a traceback, and please report it)\n")
+        return EXIT_INTERNAL
+    return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,167 @@
+"""Turn a stream of Kubernetes documents into :class:`smi2mesh.model.Inputs`.
+
+SMI objects are parsed by :mod:`smi2mesh.smi`. Services and workloads are
+context: they resolve backends, ports and ServiceAccount-to-pod selectors,
+and are never output. Documents of other API groups are passed over, since
+they are not policy. Every problem in every document is collected before an
+:class:`~smi2mesh.errors.InputError` is raised, so users fix all at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from smi2mesh import model, smi
+from smi2mesh.errors import InputError, Problem
+from smi2mesh.model import SmiKind
+
+WORKLOAD_KINDS: Mapping[tuple[str, str], tuple[str, ...]] = {
+    # kind -> path to the pod template, from the object root
+    ("apps/v1", "Deployment"): ("spec", "template"),
+    ("apps/v1", "StatefulSet"): ("spec", "template"),
+    ("apps/v1", "DaemonSet"): ("spec", "template"),
+    ("apps/v1", "ReplicaSet"): ("spec", "template"),
+    ("batch/v1", "Job"): ("spec", "template"),
+    ("batch/v1", "CronJob"): ("spec", "jobTemplate", "spec", "template"),
+    ("v1", "ReplicationController"): ("spec", "template"),
+}
+# Read but carrying nothing translation needs beyond their existence.
+PASSIVE_KINDS = frozenset((("v1", "ServiceAccount"), ("v1", "Namespace")))
+
+
+def _get(obj: Any, path: Iterable[str]) -> Any:
+    for key in path:
+        if not isinstance(obj, Mapping):
+            return None
+        obj = obj.get(key)
+    return obj
+
+
+def _labels(value: object) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        return {}
+    return {str(k): str(v) for k, v in value.items()}
+
+
+def _context(body: Mapping[str, Any], source: str) -> tuple[object | None, list[Problem]]:
+    api_version, kind = body.get("apiVersion"), body.get("kind")
+    meta = _get(body, ("metadata",))
+    meta = meta if isinstance(meta, Mapping) else {}
+    name, ns = str(meta.get("name") or ""), str(meta.get("namespace") or "default")
+    problems: list[Problem] = []
+
+    def problem(field: str, msg: str) -> None:
+        problems.append(Problem(msg, field, str(kind), ns, name, source))
+
+    if not name:
+        problem("metadata.name", "is required")
+        return None, problems
+    m = model.Meta(name=name, namespace=ns, labels=_labels(meta.get("labels")))
+    if (api_version, kind) == ("v1", "Service"):
+        ports: list[model.ServicePort] = []
+        raw_ports = _get(body, ("spec", "ports")) or []
+        if not isinstance(raw_ports, list):
+            problem("spec.ports", "must be a list")
+            raw_ports = []
+        for i, p in enumerate(raw_ports):
+            try:
+                number = smi._port(p.get("port") if isinstance(p, Mapping) else None)
+            except ValueError as exc:
+                problem(f"spec.ports[{i}].port", str(exc))
+                continue
+            ports.append(model.ServicePort(
+                port=number,
+                name=str(p.get("name") or ""),
+                protocol=str(p.get("protocol") or "TCP"),
+                app_protocol=str(p.get("appProtocol") or ""),
+            ))
+        return model.Service(m, _labels(_get(body, ("spec", "selector"))), tuple(ports)), problems
+    if (api_version, kind) == ("v1", "Pod"):
+        sa = _get(body, ("spec", "serviceAccountName")) or _get(body, ("spec", "serviceAccount"))
+        return model.Workload("Pod", m, str(sa or "default"), m.labels, None), problems
+    template_path = WORKLOAD_KINDS.get((str(api_version), str(kind)))
+    if template_path is not None:
+        template = _get(body, template_path)
+        spec = _get(template, ("spec",))
+        sa = _get(spec, ("serviceAccountName",)) or _get(spec, ("serviceAccount",))
+        selector = _get(body, ("spec", "selector", "matchLabels"))
+        if kind == "CronJob":
+            selector = _get(body, ("spec", "jobTemplate", "spec", "selector", "matchLabels"))
+        return model.Workload(
+            str(kind), m, str(sa or "default"),
+            _labels(_get(template, ("metadata", "labels"))),
+            _labels(selector) if isinstance(selector, Mapping) and selector else None,
+        ), problems
+    return None, problems
+
+
+def parse_document(body: object, source: str = "") -> tuple[object | None, list[Problem]]:
+    """Parse one document: an SMI object, a context object, or None (passed over)."""
+    if not isinstance(body, Mapping):
+        return None, [Problem(f"document must be a mapping, got {type(body).__name__}", source=source)]
+    api_version, kind = body.get("apiVersion"), body.get("kind")
+    if not isinstance(api_version, str) or not isinstance(kind, str) or not api_version or not kind:
+        return None, [Problem("document has no apiVersion and kind", "apiVersion", source=source)]
+    if api_version.split("/", 1)[0] in smi.SMI_API_GROUPS:
+        return smi.parse_smi(body, source)
+    return _context(body, source)
+
+
+def expand_lists(docs: Iterable[tuple[str, object]]) -> Iterable[tuple[str, object]]:
+    """Flatten ``kind: List`` documents (what ``kubectl get -o yaml`` prints)."""
+    for source, doc in docs:
+        if isinstance(doc, Mapping) and doc.get("kind") == "List" and isinstance(doc.get("items"), list):
+            for i, item in enumerate(doc["items"]):
+                yield f"{source}:items[{i}]", item
+        elif doc is not None:
+            yield source, doc
+
+
+def check_references(inputs: model.Inputs) -> list[Problem]:
+    """Problems that need more than one object: a split matching a missing route group.
+
+    A TrafficTarget naming a missing route is *not* an error here: the
+    translators fail closed for it and report a finding, because in a
+    cluster the route may simply not exist yet.
+    """
+    problems: list[Problem] = []
+    for ts in inputs.splits:
+        for i, ref in enumerate(ts.matches):
+            if inputs.http_route_group(ts.meta.namespace, ref.name) is None:
+                problems.append(Problem(
+                    f"HTTPRouteGroup {ts.meta.namespace}/{ref.name} does not exist",
+                    ts.path(f"matches[{i}]"), ts.kind, ts.meta.namespace, ts.meta.name))
+    return problems
+
+
+def parse_documents(docs: Iterable[tuple[str, object]], *, check_refs: bool = True) -> model.Inputs:
+    """Parse every document and return the Inputs, or raise InputError with every problem."""
+    problems: list[Problem] = []
+    objects: list[object] = []
+    seen: dict[tuple[str, str, str, str], str] = {}
+    for source, body in expand_lists(docs):
+        obj, errs = parse_document(body, source)
+        problems.extend(errs)
+        if obj is None:
+            continue
+        if isinstance(obj, model.SmiObject | model.Service):
+            group = obj.api_version.split("/")[0] if isinstance(obj, model.SmiObject) else ""
+            kind = obj.kind if isinstance(obj, model.SmiObject) else "Service"
+            key = (group, kind, obj.meta.namespace, obj.meta.name)
+            if key in seen:
+                problems.append(Problem(
+                    f"duplicate object; first defined at {seen[key] or 'an earlier document'}",
+                    "metadata.name", kind, obj.meta.namespace, obj.meta.name, source))
+                continue
+            seen[key] = source
+        objects.append(obj)
+    inputs = model.Inputs.of(objects)
+    if check_refs and not problems:
+        problems.extend(check_references(inputs))
+    if problems:
+        raise InputError(problems)
+    return inputs
+
+
+__all__ = ["SmiKind", "check_references", "parse_document", "parse_documents"]

@@ -1,0 +1,333 @@
+"""The internal model: every SMI version, normalised into one shape.
+
+Version quirks (Quantity weights, top-level layouts, string ports, header
+maps or lists, access v1alpha1/v1alpha2 destination ports) are resolved while
+parsing (:mod:`smi2mesh.smi`); translators only ever see these classes.
+
+Each object keeps ``field_prefix`` (``"spec."`` or ``""`` for the top-level
+layout) so findings can name the field exactly as the user wrote it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
+
+
+class SmiKind(StrEnum):
+    """The SMI kinds smi2mesh reads."""
+
+    TRAFFIC_SPLIT = "TrafficSplit"
+    TRAFFIC_TARGET = "TrafficTarget"
+    HTTP_ROUTE_GROUP = "HTTPRouteGroup"
+    TCP_ROUTE = "TCPRoute"
+    UDP_ROUTE = "UDPRoute"
+
+
+SMI_GROUPS: Mapping[SmiKind, str] = MappingProxyType(
+    {
+        SmiKind.TRAFFIC_SPLIT: "split.smi-spec.io",
+        SmiKind.TRAFFIC_TARGET: "access.smi-spec.io",
+        SmiKind.HTTP_ROUTE_GROUP: "specs.smi-spec.io",
+        SmiKind.TCP_ROUTE: "specs.smi-spec.io",
+        SmiKind.UDP_ROUTE: "specs.smi-spec.io",
+    }
+)
+
+@dataclass(frozen=True, slots=True)
+class Meta:
+    """The metadata of an input object that translation needs."""
+
+    name: str
+    namespace: str
+    labels: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    uid: str = ""
+    generation: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SmiObject:
+    """Fields shared by every parsed SMI object."""
+
+    meta: Meta
+    api_version: str
+    field_prefix: str
+    # Unknown fields that were ignored, as field paths; reported as findings.
+    ignored: tuple[str, ...]
+
+    @property
+    def kind(self) -> str:
+        raise NotImplementedError
+
+    def path(self, suffix: str) -> str:
+        """Field path of *suffix* as the user wrote the object."""
+        return self.field_prefix + suffix
+
+
+# ---- specs.smi-spec.io -----------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderMatch:
+    """One header condition: *name* lowercased, *value* a full-match regex."""
+
+    name: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class HTTPMatch:
+    """One named match of an HTTPRouteGroup. Empty *methods* means any method."""
+
+    name: str
+    methods: tuple[str, ...] = ()
+    path_regex: str | None = None
+    headers: tuple[HeaderMatch, ...] = ()
+
+    @property
+    def is_catch_all(self) -> bool:
+        """True when the match constrains nothing."""
+        return not self.methods and self.path_regex is None and not self.headers
+
+
+@dataclass(frozen=True, slots=True)
+class HTTPRouteGroup(SmiObject):
+    """specs.smi-spec.io HTTPRouteGroup, all versions."""
+
+    matches: tuple[HTTPMatch, ...] = ()
+
+    @property
+    def kind(self) -> str:
+        return SmiKind.HTTP_ROUTE_GROUP.value
+
+    def match_index(self, name: str) -> int | None:
+        """Index of the match named *name*, or None."""
+        for i, m in enumerate(self.matches):
+            if m.name == name:
+                return i
+        return None
+
+
+class Protocol(StrEnum):
+    """L4 protocol of a TCPRoute or UDPRoute."""
+
+    TCP = "TCP"
+    UDP = "UDP"
+
+
+@dataclass(frozen=True, slots=True)
+class PortRoute(SmiObject):
+    """specs.smi-spec.io TCPRoute or UDPRoute. Empty *ports* means all ports."""
+
+    protocol: Protocol = Protocol.TCP
+    match_name: str | None = None
+    ports: tuple[int, ...] = ()
+
+    @property
+    def kind(self) -> str:
+        return SmiKind.TCP_ROUTE.value if self.protocol is Protocol.TCP else SmiKind.UDP_ROUTE.value
+
+
+# ---- split.smi-spec.io -----------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Backend:
+    """A weighted backend Service. Weights are milli-units, relative."""
+
+    service: str
+    weight_milli: int
+
+
+@dataclass(frozen=True, slots=True)
+class RouteRef:
+    """A reference to a route object in the referrer's namespace."""
+
+    kind: SmiKind
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class TrafficSplit(SmiObject):
+    """split.smi-spec.io TrafficSplit, all versions."""
+
+    service: str = ""
+    backends: tuple[Backend, ...] = ()
+    matches: tuple[RouteRef, ...] = ()
+
+    @property
+    def kind(self) -> str:
+        return SmiKind.TRAFFIC_SPLIT.value
+
+
+# ---- access.smi-spec.io ----------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """A workload identity: a ServiceAccount."""
+
+    name: str
+    namespace: str
+    kind: str = "ServiceAccount"
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A TrafficTarget rule. ``matches is None`` means every match of the route."""
+
+    kind: SmiKind
+    name: str
+    matches: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TrafficTarget(SmiObject):
+    """access.smi-spec.io TrafficTarget, all versions.
+
+    ``port`` is the v1alpha1/v1alpha2 ``destination.port``: when set it
+    restricts every rule to that port and must never be dropped.
+    """
+
+    destination: Identity = field(default_factory=lambda: Identity("", ""))
+    port: int | None = None
+    sources: tuple[Identity, ...] = ()
+    rules: tuple[Rule, ...] = ()
+    # "rules" from v1alpha2 on, "specs" in v1alpha1: findings name the real field.
+    rules_field: str = "rules"
+
+    @property
+    def kind(self) -> str:
+        return SmiKind.TRAFFIC_TARGET.value
+
+    def port_path(self) -> str:
+        """Field path of the destination port."""
+        return self.path("destination.port")
+
+
+# ---- context: core Kubernetes objects --------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ServicePort:
+    """One port of a Service."""
+
+    port: int
+    name: str = ""
+    protocol: str = "TCP"
+    app_protocol: str = ""
+
+    @property
+    def is_http(self) -> bool:
+        """Whether the port carries HTTP, by appProtocol or Istio's name prefixes."""
+        proto = self.app_protocol.lower()
+        if proto:
+            return proto in ("http", "http2", "grpc", "h2c", "kubernetes.io/h2c", "kubernetes.io/http")
+        return self.name.split("-", 1)[0] in ("http", "http2", "grpc", "h2c")
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    """A core/v1 Service, as context."""
+
+    meta: Meta
+    selector: Mapping[str, str] = field(default_factory=dict)
+    ports: tuple[ServicePort, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    """Anything that runs pods as a ServiceAccount: Pod, Deployment, StatefulSet, ...
+
+    *selector* is the workload's own ``spec.selector.matchLabels`` (None for a
+    bare Pod); *pod_labels* are the labels its pods carry.
+    """
+
+    kind: str
+    meta: Meta
+    service_account: str
+    pod_labels: Mapping[str, str] = field(default_factory=dict)
+    selector: Mapping[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """Everything one translation reads: SMI objects plus their context.
+
+    Lookups are indexed once, so translators can resolve references without
+    scanning.
+    """
+
+    splits: tuple[TrafficSplit, ...] = ()
+    targets: tuple[TrafficTarget, ...] = ()
+    http_route_groups: tuple[HTTPRouteGroup, ...] = ()
+    port_routes: tuple[PortRoute, ...] = ()
+    services: tuple[Service, ...] = ()
+    workloads: tuple[Workload, ...] = ()
+    _groups: dict[tuple[str, str], HTTPRouteGroup] = field(init=False, repr=False)
+    _routes: dict[tuple[SmiKind, str, str], PortRoute] = field(init=False, repr=False)
+    _services: dict[tuple[str, str], Service] = field(init=False, repr=False)
+    _by_sa: dict[tuple[str, str], list[Workload]] = field(init=False, repr=False)
+    _by_ns: dict[str, list[Workload]] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "_groups", {(g.meta.namespace, g.meta.name): g for g in self.http_route_groups}
+        )
+        object.__setattr__(
+            self,
+            "_routes",
+            {(SmiKind(r.kind), r.meta.namespace, r.meta.name): r for r in self.port_routes},
+        )
+        object.__setattr__(
+            self, "_services", {(s.meta.namespace, s.meta.name): s for s in self.services}
+        )
+        by_sa: dict[tuple[str, str], list[Workload]] = {}
+        by_ns: dict[str, list[Workload]] = {}
+        for w in self.workloads:
+            by_sa.setdefault((w.meta.namespace, w.service_account), []).append(w)
+            by_ns.setdefault(w.meta.namespace, []).append(w)
+        object.__setattr__(self, "_by_sa", by_sa)
+        object.__setattr__(self, "_by_ns", by_ns)
+
+    @classmethod
+    def of(cls, objects: Iterable[object]) -> Inputs:
+        """Sort a mixed iterable of parsed objects into an Inputs."""
+        buckets: dict[type, list[object]] = {}
+        for obj in objects:
+            buckets.setdefault(type(obj), []).append(obj)
+
+        def take(t: type) -> tuple:  # type: ignore[type-arg]
+            return tuple(buckets.get(t, ()))
+
+        return cls(
+            splits=take(TrafficSplit),
+            targets=take(TrafficTarget),
+            http_route_groups=take(HTTPRouteGroup),
+            port_routes=take(PortRoute),
+            services=take(Service),
+            workloads=take(Workload),
+        )
+
+    def http_route_group(self, namespace: str, name: str) -> HTTPRouteGroup | None:
+        """The HTTPRouteGroup *namespace*/*name*, if present."""
+        return self._groups.get((namespace, name))
+
+    def port_route(self, kind: SmiKind, namespace: str, name: str) -> PortRoute | None:
+        """The TCPRoute or UDPRoute *namespace*/*name*, if present."""
+        return self._routes.get((kind, namespace, name))
+
+    def service(self, namespace: str, name: str) -> Service | None:
+        """The Service *namespace*/*name*, if present."""
+        return self._services.get((namespace, name))
+
+    def workloads_of(self, namespace: str, service_account: str) -> list[Workload]:
+        """Workloads whose pods run as *service_account* in *namespace*."""
+        return self._by_sa.get((namespace, service_account), [])
+
+    def workloads_in(self, namespace: str) -> list[Workload]:
+        """All workloads in *namespace*."""
+        return self._by_ns.get(namespace, [])

@@ -1,0 +1,367 @@
+"""What every translator shares: the emitter, access grants and pod selectors.
+
+A translator subclasses :class:`Translator` and implements ``split`` and
+``target``; the base walks the inputs in a deterministic order, reports
+ignored fields, and sorts the result. Translators never do I/O.
+
+Access semantics are decided once, here, in :func:`grants`, so that every
+mesh enforces the same meaning of a TrafficTarget:
+
+* ``destination.port`` (access v1alpha1/v1alpha2) restricts every rule.
+* HTTPRouteGroup rules allow only the named HTTP matches. If the target also
+  has TCPRoute rules, their ports scope the HTTP rules (the SMI v1alpha3
+  L7 example); they do not add a separate L4 allow.
+* A TrafficTarget with only TCPRoute/UDPRoute rules is a plain L4 allow on
+  their ports (no ports: every port).
+* Anything unresolved (a missing route, an unknown match name) contributes
+  nothing: access only ever becomes narrower, never broader.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from smi2mesh.findings import Finding, FindingReason
+from smi2mesh.model import (
+    HTTPMatch,
+    Identity,
+    Inputs,
+    Protocol,
+    Rule,
+    SmiKind,
+    SmiObject,
+    TrafficSplit,
+    TrafficTarget,
+)
+
+MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGER = "smi2mesh"
+SOURCE_ANNOTATION = "smi2mesh.io/source"
+
+Obj = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """Knobs shared by every target."""
+
+    trust_domain: str = "cluster.local"
+    cluster_domain: str = "cluster.local"
+
+
+@dataclass(frozen=True, slots=True)
+class TranslationResult:
+    """Mesh objects, sorted by kind, namespace and name, plus the findings."""
+
+    objects: tuple[Obj, ...]
+    findings: tuple[Finding, ...]
+
+
+def source_ref(obj: SmiObject) -> str:
+    """The value of the source annotation for one SMI object."""
+    return f"{obj.kind}/{obj.meta.namespace}/{obj.meta.name}"
+
+
+def sort_key(obj: Mapping[str, Any]) -> tuple[str, str, str, str]:
+    """Output order: kind, namespace, name; apiVersion breaks ties between groups."""
+    meta = obj.get("metadata", {})
+    return (obj["kind"], meta.get("namespace", ""), meta.get("name", ""), obj["apiVersion"])
+
+
+class Emitter:
+    """Collects the objects and findings of one translation run."""
+
+    def __init__(self, inputs: Inputs, options: Options) -> None:
+        self.inputs = inputs
+        self.options = options
+        self._objects: dict[tuple[str, str, str, str], Obj] = {}
+        self._findings: list[Finding] = []
+        self._claims: dict[tuple[str, ...], SmiObject] = {}
+
+    def finding(self, obj: SmiObject, field: str, reason: FindingReason, message: str) -> None:
+        """Report that *field* of *obj* is not (fully) expressed."""
+        self._findings.append(
+            Finding(obj.meta.namespace, obj.kind, obj.meta.name, field, reason, message)
+        )
+
+    def claim(self, key: tuple[str, ...], obj: SmiObject, field: str, what: str) -> bool:
+        """Reserve a mesh-wide resource (a host, a service name) for *obj*.
+
+        The first claimant wins (inputs are walked in namespace/name order);
+        later ones get a DuplicateTarget finding and must emit nothing for it.
+        """
+        owner = self._claims.setdefault(key, obj)
+        if owner is obj:
+            return True
+        self.finding(obj, field, FindingReason.DUPLICATE_TARGET,
+                     f"{what} is already translated from {source_ref(owner)}; not emitted")
+        return False
+
+    def emit(self, api_version: str, kind: str, namespace: str, name: str,
+             spec: Mapping[str, Any], sources: Sequence[SmiObject], *,
+             body_key: str = "spec", extra_labels: Mapping[str, str] | None = None) -> None:
+        """Add one mesh object, labelled as ours and annotated with its SMI sources."""
+        labels = {MANAGED_BY: MANAGER}
+        if extra_labels:
+            labels.update(extra_labels)
+        meta: Obj = {
+            "name": name,
+            "namespace": namespace,
+            "labels": labels,
+            "annotations": {SOURCE_ANNOTATION: ",".join(sorted({source_ref(s) for s in sources}))},
+        }
+        key = (api_version.split("/")[0], kind, namespace, name)
+        if key in self._objects:
+            self.finding(sources[0], "metadata.name", FindingReason.DUPLICATE_TARGET,
+                         f"{kind} {namespace}/{name} is already generated from "
+                         f"{self._objects[key]['metadata']['annotations'][SOURCE_ANNOTATION]}; not emitted")
+            return
+        self._objects[key] = {"apiVersion": api_version, "kind": kind, "metadata": meta, body_key: dict(spec)}
+
+    def result(self) -> TranslationResult:
+        objects = tuple(sorted(self._objects.values(), key=sort_key))
+        return TranslationResult(objects, tuple(sorted(self._findings)))
+
+
+class Translator(ABC):
+    """One target mesh. Subclasses are stateless; state lives in the Emitter."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+
+    def translate(self, inputs: Inputs, options: Options) -> TranslationResult:
+        """Translate every SMI object in *inputs*."""
+        em = Emitter(inputs, options)
+        smi: list[SmiObject] = [*inputs.splits, *inputs.targets, *inputs.http_route_groups,
+                                *inputs.port_routes]
+        for obj in smi:
+            for path in obj.ignored:
+                em.finding(obj, path, FindingReason.IGNORED_FIELD,
+                           "unknown field for " + obj.api_version + "; ignored")
+        for ts in sorted(inputs.splits, key=_order):
+            self.split(ts, em)
+        for tt in sorted(inputs.targets, key=_order):
+            self.target(tt, em)
+        self.finish(em)
+        return em.result()
+
+    @abstractmethod
+    def split(self, ts: TrafficSplit, em: Emitter) -> None:
+        """Translate one TrafficSplit."""
+
+    @abstractmethod
+    def target(self, tt: TrafficTarget, em: Emitter) -> None:
+        """Translate one TrafficTarget."""
+
+    def finish(self, em: Emitter) -> None:  # noqa: B027 - optional hook, empty by design
+        """Emit objects merged across several SMI objects (default: none)."""
+
+
+def _order(obj: SmiObject) -> tuple[str, str]:
+    return (obj.meta.namespace, obj.meta.name)
+
+
+# ---- TrafficSplit helpers ----------------------------------------------------
+
+
+def fqdn(service: str, namespace: str, options: Options) -> str:
+    """Cluster-local FQDN of a Service."""
+    return f"{service}.{namespace}.svc.{options.cluster_domain}"
+
+
+def split_matches(ts: TrafficSplit, em: Emitter) -> list[tuple[int, HTTPMatch]] | None:
+    """All HTTP matches a split's ``matches`` select, with their group index.
+
+    Returns None when any referenced group is missing: a split whose matches
+    cannot be resolved must not be emitted without them, since that would send
+    all traffic through the split instead of only the matching requests.
+    """
+    out: list[tuple[int, HTTPMatch]] = []
+    for i, ref in enumerate(ts.matches):
+        group = em.inputs.http_route_group(ts.meta.namespace, ref.name)
+        if group is None:
+            em.finding(ts, ts.path(f"matches[{i}]"), FindingReason.UNRESOLVED_REFERENCE,
+                       f"HTTPRouteGroup {ts.meta.namespace}/{ref.name} does not exist; split not emitted")
+            return None
+        out.extend((i, m) for m in group.matches)
+    return out
+
+
+def service_ports(ts: TrafficSplit, em: Emitter) -> list[int] | None:
+    """Ports of the root Service when it is in the inputs (None when it is not)."""
+    svc = em.inputs.service(ts.meta.namespace, ts.service)
+    if svc is None:
+        return None
+    return [p.port for p in svc.ports if p.protocol.upper() == "TCP"]
+
+
+# ---- TrafficTarget helpers ---------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """One thing a TrafficTarget allows from its sources.
+
+    *ports* empty means every port. *http* None means any traffic on those
+    ports (L4); otherwise only requests matching one of *http*. *fields*
+    holds the SMI field path of each HTTP match, for findings.
+    """
+
+    protocol: Protocol
+    ports: tuple[int, ...]
+    http: tuple[HTTPMatch, ...] | None
+    field: str
+    http_fields: tuple[str, ...] = ()
+
+
+def _scope(tt: TrafficTarget, route_ports: set[int] | None, em: Emitter,
+           field: str) -> tuple[int, ...] | None:
+    """Intersect the v1alpha1/2 destination port with route ports. None: nothing left."""
+    if tt.port is None:
+        return tuple(sorted(route_ports)) if route_ports is not None else ()
+    if route_ports and tt.port not in route_ports:
+        em.finding(tt, field, FindingReason.ACCESS_FAIL_CLOSED,
+                   f"route ports {sorted(route_ports)} do not include destination port {tt.port}; "
+                   "nothing is allowed")
+        return None
+    return (tt.port,)
+
+
+def grants(tt: TrafficTarget, em: Emitter) -> list[Grant]:
+    """Resolve a TrafficTarget's rules into grants, failing closed on anything unresolved."""
+    ns = tt.meta.namespace
+    rules_path = tt.path(tt.rules_field)
+    if not tt.sources:
+        em.finding(tt, tt.path("sources"), FindingReason.ACCESS_FAIL_CLOSED,
+                   "no sources: nothing is allowed")
+        return []
+    if not tt.rules:
+        em.finding(tt, rules_path, FindingReason.ACCESS_FAIL_CLOSED, "no rules: nothing is allowed")
+        return []
+    http: list[HTTPMatch] = []
+    http_fields: list[str] = []
+    has_http = has_tcp = False
+    tcp_routes: list[tuple[str, tuple[int, ...]]] = []
+    udp_routes: list[tuple[str, tuple[int, ...]]] = []
+    for i, rule in enumerate(tt.rules):
+        field = f"{rules_path}[{i}]"
+        if rule.kind is SmiKind.HTTP_ROUTE_GROUP:
+            has_http = True
+            for m, m_field in _http_rule(tt, rule, field, em):
+                http.append(m)
+                http_fields.append(m_field)
+            continue
+        has_tcp = has_tcp or rule.kind is SmiKind.TCP_ROUTE
+        route = em.inputs.port_route(rule.kind, ns, rule.name)
+        if route is None:
+            em.finding(tt, field, FindingReason.UNRESOLVED_REFERENCE,
+                       f"{rule.kind.value} {ns}/{rule.name} does not exist; the rule allows nothing")
+            continue
+        (tcp_routes if rule.kind is SmiKind.TCP_ROUTE else udp_routes).append((field, route.ports))
+    out: list[Grant] = []
+    if has_http:
+        if has_tcp and not tcp_routes:
+            # The TCPRoutes that scope the HTTP rules are all missing: there is
+            # no port scope to trust, so the HTTP rules allow nothing.
+            em.finding(tt, rules_path, FindingReason.ACCESS_FAIL_CLOSED,
+                       "the TCPRoute scoping the HTTP rules does not exist; nothing is allowed")
+        elif http:
+            ports = _scope(tt, _union(tcp_routes) if tcp_routes else None, em, rules_path)
+            if ports is not None:
+                out.append(Grant(Protocol.TCP, ports, tuple(http), rules_path, tuple(http_fields)))
+    elif tcp_routes:
+        ports = _scope(tt, _union(tcp_routes), em, tcp_routes[0][0])
+        if ports is not None:
+            out.append(Grant(Protocol.TCP, ports, None, tcp_routes[0][0]))
+    if udp_routes:
+        ports = _scope(tt, _union(udp_routes), em, udp_routes[0][0])
+        if ports is not None:
+            out.append(Grant(Protocol.UDP, ports, None, udp_routes[0][0]))
+    return out
+
+
+def _union(routes: list[tuple[str, tuple[int, ...]]]) -> set[int] | None:
+    """Ports of several routes together; None when any route allows every port."""
+    if any(not ports for _, ports in routes):
+        return None
+    return {p for _, ports in routes for p in ports}
+
+
+def _http_rule(tt: TrafficTarget, rule: Rule, field: str,
+               em: Emitter) -> list[tuple[HTTPMatch, str]]:
+    """The HTTP matches one rule selects, each with the field path that named it."""
+    ns = tt.meta.namespace
+    group = em.inputs.http_route_group(ns, rule.name)
+    if group is None:
+        em.finding(tt, field, FindingReason.UNRESOLVED_REFERENCE,
+                   f"HTTPRouteGroup {ns}/{rule.name} does not exist; the rule allows nothing")
+        return []
+    if rule.matches is None:
+        selected = [(m, field) for m in group.matches]
+    else:
+        selected = []
+        for j, match_name in enumerate(rule.matches):
+            idx = group.match_index(match_name)
+            if idx is None:
+                em.finding(tt, f"{field}.matches[{j}]", FindingReason.UNRESOLVED_REFERENCE,
+                           f"HTTPRouteGroup {ns}/{rule.name} has no match {match_name!r}; "
+                           "it allows nothing")
+                continue
+            selected.append((group.matches[idx], f"{field}.matches[{j}]"))
+    if not selected:
+        em.finding(tt, field, FindingReason.ACCESS_FAIL_CLOSED,
+                   f"HTTPRouteGroup {ns}/{rule.name} selects no matches; the rule allows nothing")
+    return selected
+
+
+def principal(identity: Identity, options: Options) -> str:
+    """Istio/SPIFFE-style principal of a ServiceAccount, without the scheme."""
+    return f"{options.trust_domain}/ns/{identity.namespace}/sa/{identity.name}"
+
+
+def pod_selectors(tt: TrafficTarget, em: Emitter) -> list[dict[str, str]]:
+    """Label selectors that pick exactly the pods running as the destination ServiceAccount.
+
+    Meshes that select workloads by pod labels (Istio, Linkerd) need them. A
+    selector that would also pick pods of another ServiceAccount is never
+    used: the workload is left out and reported (fail closed).
+    """
+    dest = tt.destination
+    workloads = em.inputs.workloads_of(dest.namespace, dest.name)
+    field = tt.path("destination")
+    if not workloads:
+        em.finding(tt, field, FindingReason.UNRESOLVED_REFERENCE,
+                   f"no workload in the input runs as ServiceAccount {dest.namespace}/{dest.name}; "
+                   "cannot select its pods, no policy emitted")
+        return []
+    others = [w for w in em.inputs.workloads_in(dest.namespace) if w.service_account != dest.name]
+    found: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
+    for w in workloads:
+        chosen: dict[str, str] | None = None
+        for candidate in (w.selector, w.pod_labels):
+            if not candidate:
+                continue
+            items = candidate.items()
+            if not any(items <= o.pod_labels.items() for o in others):
+                chosen = dict(candidate)
+                break
+        if chosen is None:
+            em.finding(tt, field, FindingReason.AMBIGUOUS_SELECTOR,
+                       f"{w.kind} {w.meta.namespace}/{w.meta.name}: no label selector picks its pods "
+                       "without pods of another ServiceAccount; it gets no policy")
+            continue
+        found[tuple(sorted(chosen.items()))] = chosen
+    return [found[k] for k in sorted(found)]
+
+
+def numbered(base: str, index: int, count: int) -> str:
+    """``base`` alone, or ``base-<index>`` when there are several."""
+    return base if count == 1 else f"{base}-{index}"
+
+
+def expand_methods(match: HTTPMatch) -> Iterable[str | None]:
+    """One entry per method, or a single None for any method."""
+    return match.methods or (None,)
