@@ -8,9 +8,12 @@ from types import MappingProxyType
 from smi2mesh.translators.base import Translator
 from smi2mesh.translators.gamma import GammaTranslator
 
+# registry-imports
+
 TRANSLATORS: Mapping[str, Translator] = MappingProxyType({
     t.name: t
     for t in (
+        # registry-entries
         GammaTranslator(),
     )
 })

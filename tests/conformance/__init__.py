@@ -1,0 +1,1 @@
+"""Conformance tier: generated objects are checked by a real kube-apiserver."""
