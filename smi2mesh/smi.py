@@ -55,8 +55,6 @@ def _port(value: object) -> int:
         raise ValueError("port must be a number, not a boolean")
     if isinstance(value, str) and value.strip().isdigit():
         value = int(value.strip())
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
     if not isinstance(value, int):
         raise ValueError(f"port {value!r} is not a number")
     if not 1 <= value <= 65535:
@@ -106,8 +104,6 @@ def _headers(value: object) -> list[tuple[str, str]]:
 def _int_weight(value: object) -> int:
     if isinstance(value, bool):
         raise ValueError("weight must be a whole number, not a boolean")
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
         value = int(value.strip())
     if not isinstance(value, int):
@@ -137,7 +133,7 @@ Headers = Annotated[
 ]
 Method = Literal["*", "GET", "HEAD", "PUT", "POST", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"]
 QuantityWeight = Annotated[int, BeforeValidator(_quantity_weight), _INT_OR_STRING]
-IntWeight = Annotated[int, BeforeValidator(_int_weight), WithJsonSchema({"type": "integer", "minimum": 0})]
+IntWeight = Annotated[int, BeforeValidator(_int_weight), _INT_OR_STRING]
 
 
 class Wire(BaseModel):

@@ -96,11 +96,14 @@ def _discover(http: KubeHTTP, group_version: str) -> dict[str, Resource]:
     return kinds
 
 
-def resource_for(http: KubeHTTP, api_version: str, kind: str, wait: float = 10.0) -> Resource:
+def resource_for(
+    http: KubeHTTP, api_version: str, kind: str, wait: float = 10.0
+) -> Resource | None:
     """Look up ``kind`` in discovery, waiting briefly for freshly added CRDs.
 
     A CRD can report Established a moment before its group shows up in
     discovery, hence the short retry loop instead of failing at once.
+    Returns None when the kind is not served.
     """
     key = (http.server, api_version)
     deadline = time.monotonic() + wait
@@ -113,7 +116,7 @@ def resource_for(http: KubeHTTP, api_version: str, kind: str, wait: float = 10.0
         if found is not None:
             return found
         if time.monotonic() > deadline:
-            raise EnvtestError(f"the apiserver does not serve kind {kind} in {api_version}")
+            return None
         time.sleep(0.25)
 
 
@@ -121,6 +124,9 @@ def object_path(http: KubeHTTP, obj: Mapping[str, Any]) -> tuple[str, Resource]:
     """REST path of ``obj`` (namespace ``default`` when a namespaced object has none)."""
     api_version = str(obj["apiVersion"])
     resource = resource_for(http, api_version, str(obj["kind"]))
+    if resource is None:
+        # What the apiserver itself answers for an unserved kind.
+        raise ApplyError(obj, 404, f"the server does not serve {obj['kind']} in {api_version}")
     base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
     name = urllib.parse.quote(str(obj["metadata"]["name"]), safe="")
     if resource.namespaced:
