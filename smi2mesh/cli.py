@@ -96,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The reader went away (e.g. `| head`); nothing useful is left to say.
         sys.stderr.close()
         return EXIT_OK
-    except Exception as exc:  # noqa: BLE001 - the CLI promises no traceback
+    except Exception as exc:  # the CLI promises no traceback, whatever went wrong
         if os.environ.get("SMI2MESH_DEBUG"):
             traceback.print_exc()
         sys.stderr.write(f"error: internal error: {type(exc).__name__}: {exc} "

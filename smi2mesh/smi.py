@@ -435,7 +435,8 @@ def parse_smi(body: Mapping[str, Any], source: str = "") -> tuple[model.SmiObjec
         versions = sorted(av for (av, k) in VERSIONS if k == doc.kind)
         if versions:
             hint = f"; {doc.kind} is served as {', '.join(versions)}"
-        problems.append(doc.problem("apiVersion", f"unknown SMI apiVersion/kind {api_version}/{doc.kind}{hint}"))
+        problems.append(doc.problem(
+            "apiVersion", f"unknown SMI apiVersion/kind {api_version}/{doc.kind}{hint}"))
         return None, problems
     meta = _meta(doc, problems)
     fields, prefix = _body(doc, version, problems)
@@ -489,7 +490,8 @@ def _conv_split(w: Any, meta: model.Meta, v: Version, prefix: str,
                 ignored: tuple[str, ...], doc: _Doc, problems: list[Problem]) -> model.SmiObject:
     backends = tuple(model.Backend(b.service, b.weight) for b in w.backends)
     if sum(b.weight_milli for b in backends) <= 0:
-        problems.append(doc.problem(f"{prefix}backends", "all backend weights are zero; at least one must be positive"))
+        problems.append(doc.problem(
+            f"{prefix}backends", "all backend weights are zero; at least one must be positive"))
     seen: set[str] = set()
     for i, b in enumerate(backends):
         if b.service in seen:

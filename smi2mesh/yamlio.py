@@ -20,7 +20,7 @@ Loader: type[Any] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _BaseDumper: type[Any] = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
-class Dumper(_BaseDumper):  # type: ignore[misc,valid-type]
+class Dumper(_BaseDumper):  # type: ignore[misc]
     """libyaml dumper that never writes anchors: manifests must stay plain."""
 
     def ignore_aliases(self, data: object) -> bool:
@@ -60,7 +60,7 @@ def load_documents(name: str, text: str) -> Iterator[tuple[str, object]]:
     """
     index = 0
     try:
-        for index, doc in enumerate(yaml.load_all(text, Loader=Loader), start=1):  # noqa: B007
+        for index, doc in enumerate(yaml.load_all(text, Loader=Loader), start=1):
             if doc is not None:
                 yield f"{name}:{index}", doc
     except yaml.YAMLError as exc:

@@ -69,7 +69,7 @@ def test_directory_is_read_recursively_and_output_sorted(tmp_path: Path) -> None
 
 def test_findings_go_to_stderr_and_strict_exits_3() -> None:
     code, out, err = run(["translate", "--mesh", "gamma", "-f", str(ACCESS)])
-    assert code == 0 and out == ""
+    assert (code, out) == (0, "")
     assert err.startswith("warning: store/TrafficTarget/frontend-reads-catalog: spec.destination: ")
     code, out, err = run(["translate", "--mesh", "gamma", "--strict", "-f", str(ACCESS)])
     assert code == 3
@@ -135,7 +135,7 @@ def test_invalid_input_reports_every_problem_and_writes_nothing(tmp_path: Path) 
 
 def test_match_referencing_a_missing_group_is_an_error(tmp_path: Path) -> None:
     path = tmp_path / "ref.yaml"
-    path.write_text(BAD.split("---")[0].replace("weight: 0}\n  - {service: b, weight: 0}",
+    path.write_text(BAD.split("---", maxsplit=1)[0].replace("weight: 0}\n  - {service: b, weight: 0}",
                                                  "weight: 1}"))
     code, out, err = run(["translate", "--mesh", "gamma", "-f", str(path)])
     assert (code, out) == (1, "")
@@ -153,18 +153,22 @@ def test_malformed_documents(tmp_path: Path, text: str, message: str) -> None:
     path.write_text(text)
     code, out, err = run(["translate", "--mesh", "gamma", "-f", str(path)])
     assert (code, out) == (1, "")
-    assert err.startswith(f"error: {path}:1: ") and message in err
+    assert err.startswith(f"error: {path}:1: ")
+    assert message in err
 
 
 def test_usage_errors_exit_2_and_name_the_value(tmp_path: Path) -> None:
     code, _, err = run(["translate", "--mesh", "nginx"])
-    assert code == 2 and "'nginx'" in err
+    assert code == 2
+    assert "'nginx'" in err
     code, _, err = run(["translate", "--mesh", "gamma", "-f", str(tmp_path / "nope.yaml")])
-    assert code == 2 and "nope.yaml: no such file or directory" in err
+    assert code == 2
+    assert "nope.yaml: no such file or directory" in err
 
 
 def test_console_script_runs_without_a_traceback() -> None:
     proc = subprocess.run([sys.executable, "-m", "smi2mesh.cli", "translate", "--mesh", "gamma"],
                           input="kind: [", capture_output=True, text=True, check=False)
     assert proc.returncode == 1
-    assert proc.stdout == "" and "Traceback" not in proc.stderr
+    assert proc.stdout == ""
+    assert "Traceback" not in proc.stderr

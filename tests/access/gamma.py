@@ -8,7 +8,6 @@ from typing import Any
 from tests.access import Request
 
 
-
 def allows(objects: list[dict[str, Any]], req: Request) -> bool:
     """Routes never grant access; only HTTPRoute/TCPRoute are ever emitted."""
     assert all(o["kind"] in ("HTTPRoute", "TCPRoute") for o in objects)
