@@ -9,7 +9,9 @@ CRDs accept exactly what the parser accepts.
 
 from __future__ import annotations
 
+import functools
 import re
+import typing
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
@@ -327,12 +329,26 @@ def field_path(loc: tuple[int | str, ...]) -> str:
     return out
 
 
+def _holds_models(annotation: object) -> bool:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return True
+    return any(_holds_models(arg) for arg in typing.get_args(annotation))
+
+
+@functools.cache
+def _nested_fields(cls: type[BaseModel]) -> tuple[tuple[str, str], ...]:
+    """(attribute, alias) of the fields of *cls* that can hold other models."""
+    return tuple((name, info.alias or name) for name, info in cls.model_fields.items()
+                 if _holds_models(info.annotation))
+
+
 def _extras(obj: BaseModel, path: str) -> Iterator[str]:
-    for key in obj.model_extra or {}:
+    """Field paths of unknown fields anywhere in *obj*, to report as findings."""
+    for key in obj.__pydantic_extra__ or ():
         yield f"{path}.{key}" if path else key
-    for name, info in type(obj).model_fields.items():
+    for name, alias in _nested_fields(type(obj)):
         value = getattr(obj, name)
-        sub = f"{path}.{info.alias or name}" if path else (info.alias or name)
+        sub = f"{path}.{alias}" if path else alias
         if isinstance(value, BaseModel):
             yield from _extras(value, sub)
         elif isinstance(value, list):

@@ -1,0 +1,1 @@
+"""Benchmarks: runnable scripts (``python benchmarks/<name>.py``), not tests."""
