@@ -23,11 +23,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.corpus import corpus, smi_count  # noqa: E402
-from smi2mesh import yamlio  # noqa: E402
-from smi2mesh.inputs import parse_documents  # noqa: E402
-from smi2mesh.translate import translate  # noqa: E402
-from smi2mesh.translators import TRANSLATORS  # noqa: E402
+from benchmarks.corpus import corpus, smi_count
+from smi2mesh import yamlio
+from smi2mesh.inputs import parse_documents
+from smi2mesh.translate import translate
+from smi2mesh.translators import TRANSLATORS
 
 BASELINE = (
     "import sys, yaml\n"

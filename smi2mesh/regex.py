@@ -114,12 +114,15 @@ def classify_path(path_regex: str) -> Pattern:
         lit = literal_of(body[:-1])
         if lit is not None:
             return Pattern(MatchType.EXACT, lit)
-        return Pattern(MatchType.REGEX, f"(?:{body})")
     stem = body[:-2] if _ends_with_unescaped(body, ".*") else body
     lit = literal_of(stem)
     if lit is not None:
         return Pattern(MatchType.PREFIX, lit) if lit else Pattern(MatchType.ANY, "")
-    return Pattern(MatchType.REGEX, f"(?:{body}).*")
+    # The general form, always equivalent: the original (anchors included, since
+    # stripping "^" from "^*" breaks it) then anything. A trailing "$" needs no
+    # special case: "(?:/a$).*" only full-matches "/a", and "(?:|$).*" keeps the
+    # empty alternative that makes "|$" match every path.
+    return Pattern(MatchType.REGEX, f"(?:{path_regex}).*")
 
 
 @functools.lru_cache(maxsize=4096)
@@ -128,10 +131,12 @@ def classify_value(value_regex: str) -> Pattern:
     body = value_regex[1:] if value_regex.startswith("^") else value_regex
     if _ends_with_unescaped(body, "$"):
         body = body[:-1]
+    # Anchors are redundant in a full match, but only the original is sure to compile.
+    regex = body if body == value_regex else f"(?:{value_regex})"
     if body in (".*", ".+"):
         # ".+" still requires a non-empty value; presence is the closest form
         # every target has, and header presence implies a value in HTTP/2.
-        return Pattern(MatchType.ANY, "") if body == ".*" else Pattern(MatchType.REGEX, ".+")
+        return Pattern(MatchType.ANY, "") if body == ".*" else Pattern(MatchType.REGEX, regex)
     lit = literal_of(body)
     if lit is not None:
         return Pattern(MatchType.EXACT, lit)
@@ -143,4 +148,4 @@ def classify_value(value_regex: str) -> Pattern:
         lit = literal_of(body[2:])
         if lit is not None:
             return Pattern(MatchType.SUFFIX, lit)
-    return Pattern(MatchType.REGEX, body)
+    return Pattern(MatchType.REGEX, regex)

@@ -126,6 +126,8 @@ def _quantity_weight(value: object) -> int:
 
 _INT_OR_STRING = WithJsonSchema({"x-kubernetes-int-or-string": True})
 Name = Annotated[str, AfterValidator(_dns_label)]
+# ServiceAccount names are DNS subdomains (up to 253 characters), unlike Service names.
+AccountName = Annotated[str, AfterValidator(_dns_subdomain)]
 Port = Annotated[int, BeforeValidator(_port), _INT_OR_STRING]
 Regex = Annotated[str, AfterValidator(_regex)]
 Headers = Annotated[
@@ -235,7 +237,7 @@ class Subject(Wire):
     """A source identity."""
 
     kind: Literal["ServiceAccount"]
-    name: Name
+    name: AccountName
     namespace: Name | None = None
 
 
@@ -244,7 +246,7 @@ class Destination(Wire):
     honoured in every version because dropping it would widen access."""
 
     kind: Literal["ServiceAccount"]
-    name: Name
+    name: AccountName
     namespace: Name | None = None
     port: Port | None = None
 

@@ -500,7 +500,10 @@ class _Checker:
             self.err(path, f"Invalid value: {_show(v)}: must be a map of string to string")
             return
         for k, val in v.items():
-            why = _qualified_name_error(k) if isinstance(k, str) else "key must be a string"
+            # apimachinery checks annotation keys lowercased (ValidateAnnotations), so
+            # Flagger's "VirtualService.v1alpha3.networking.istio.io/spec.gateways" is legal.
+            key = k if labels or not isinstance(k, str) else k.lower()
+            why = _qualified_name_error(key) if isinstance(k, str) else "key must be a string"
             if why:
                 self.err(path, f"Invalid value: {_show(k)}: {why}")
             if not isinstance(val, str):

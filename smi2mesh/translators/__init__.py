@@ -6,14 +6,21 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from smi2mesh.translators.base import Translator
+from smi2mesh.translators.cilium import CiliumTranslator
+from smi2mesh.translators.consul import ConsulTranslator
 from smi2mesh.translators.gamma import GammaTranslator
-
-# registry-imports
+from smi2mesh.translators.istio import IstioTranslator
+from smi2mesh.translators.kuma import KumaTranslator
+from smi2mesh.translators.linkerd import LinkerdTranslator
 
 TRANSLATORS: Mapping[str, Translator] = MappingProxyType({
     t.name: t
     for t in (
-        # registry-entries
+        IstioTranslator(),
+        LinkerdTranslator(),
+        ConsulTranslator(),
+        KumaTranslator(),
+        CiliumTranslator(),
         GammaTranslator(),
     )
 })

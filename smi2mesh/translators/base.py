@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from smi2mesh.findings import Finding, FindingReason
@@ -50,6 +50,9 @@ class Options:
 
     trust_domain: str = "cluster.local"
     cluster_domain: str = "cluster.local"
+    # For the ``smi`` target: API version per SMI group ("split", "access",
+    # "specs"), e.g. {"split": "v1alpha2", ...}. Empty means the latest.
+    smi_versions: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,25 +104,37 @@ class Emitter:
         return False
 
     def emit(self, api_version: str, kind: str, namespace: str, name: str,
-             spec: Mapping[str, Any], sources: Sequence[SmiObject], *,
-             body_key: str = "spec", extra_labels: Mapping[str, str] | None = None) -> None:
-        """Add one mesh object, labelled as ours and annotated with its SMI sources."""
-        labels = {MANAGED_BY: MANAGER}
+             spec: Mapping[str, Any] | None, sources: Sequence[SmiObject], *,
+             body_key: str | None = "spec", extra_labels: Mapping[str, str] | None = None,
+             provenance: bool = True, annotations: Mapping[str, str] | None = None) -> None:
+        """Add one object, labelled as ours and annotated with its SMI sources.
+
+        ``body_key=None`` merges *spec* into the top level (SMI's v1alpha1
+        layout). ``provenance=False`` leaves out our label and source
+        annotation: re-emitted SMI objects keep only their own metadata.
+        """
+        labels = {MANAGED_BY: MANAGER} if provenance else {}
         if extra_labels:
             labels.update(extra_labels)
-        meta: Obj = {
-            "name": name,
-            "namespace": namespace,
-            "labels": labels,
-            "annotations": {SOURCE_ANNOTATION: ",".join(sorted({source_ref(s) for s in sources}))},
-        }
-        key = (api_version.split("/")[0], kind, namespace, name)
+        notes = dict(annotations or {})
+        if provenance:
+            notes[SOURCE_ANNOTATION] = ",".join(sorted({source_ref(s) for s in sources}))
+        meta: Obj = {"name": name, "namespace": namespace}
+        if labels:
+            meta["labels"] = labels
+        if notes:
+            meta["annotations"] = notes
+        key = (api_version.split("/", maxsplit=1)[0], kind, namespace, name)
         if key in self._objects:
             self.finding(sources[0], "metadata.name", FindingReason.DUPLICATE_TARGET,
-                         f"{kind} {namespace}/{name} is already generated from "
-                         f"{self._objects[key]['metadata']['annotations'][SOURCE_ANNOTATION]}; not emitted")
+                         f"{kind} {namespace}/{name} is generated twice; the second one is not emitted")
             return
-        self._objects[key] = {"apiVersion": api_version, "kind": kind, "metadata": meta, body_key: dict(spec)}
+        obj: Obj = {"apiVersion": api_version, "kind": kind, "metadata": meta}
+        if body_key is None:
+            obj.update(spec or {})
+        elif spec is not None:
+            obj[body_key] = dict(spec)
+        self._objects[key] = obj
 
     def result(self) -> TranslationResult:
         objects = tuple(sorted(self._objects.values(), key=sort_key))
@@ -187,6 +202,13 @@ def split_matches(ts: TrafficSplit, em: Emitter) -> list[tuple[int, HTTPMatch]] 
                        f"HTTPRouteGroup {ts.meta.namespace}/{ref.name} does not exist; split not emitted")
             return None
         out.extend((i, m) for m in group.matches)
+    if ts.matches and not out:
+        # Matches that select nothing must not turn into "no matches", which
+        # would move every request instead of none.
+        em.finding(ts, ts.path("matches"), FindingReason.NOT_EXPRESSIBLE,
+                   "the referenced HTTPRouteGroups have no matches, so no request is split; "
+                   "split not emitted")
+        return None
     return out
 
 

@@ -1,0 +1,350 @@
+"""Target ``linkerd``: GAMMA routes for TrafficSplits, ``policy.linkerd.io`` objects for TrafficTargets.
+
+Splits become Gateway API HTTPRoutes/TCPRoutes with the root Service as
+parent (the builder the gamma target uses). Access becomes Linkerd's inbound
+policy:
+
+* one ``Server`` per (namespace, pod selector, port), shared by every
+  TrafficTarget with that destination and port, because Linkerd refuses two
+  Servers that select the same pod port;
+* one ``MeshTLSAuthentication`` per TrafficTarget listing its sources;
+* an L4 grant is an ``AuthorizationPolicy`` on the Server;
+* an HTTP grant is an inbound ``HTTPRoute`` (``policy.linkerd.io``) on the
+  Server plus an ``AuthorizationPolicy`` on that route.
+
+How Linkerd combines them (linkerd2-proxy ``server-policy``): once a Server
+has HTTPRoutes, an HTTP request must match one of them (the most specific
+match wins) or it is refused with 404, and the request is authorized by the
+policies on that route *or* on the Server. So a Server-level (L4) policy
+still covers every route, but HTTP requests that match no route would be
+refused; where a Server carries both, a catch-all route without its own
+policy is added, so the L4 sources keep all their HTTP traffic and nobody
+else gains any.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from smi2mesh.findings import FindingReason
+from smi2mesh.model import HTTPMatch, Protocol, TrafficSplit, TrafficTarget
+from smi2mesh.regex import re2_error
+from smi2mesh.translators.base import (
+    Emitter,
+    Grant,
+    Obj,
+    Translator,
+    grants,
+    pod_selectors,
+)
+from smi2mesh.translators.gateway_api import route_matches, split_routes
+
+POLICY_GROUP = "policy.linkerd.io"
+SERVER_API = f"{POLICY_GROUP}/v1beta3"
+ROUTE_API = f"{POLICY_GROUP}/v1beta3"
+AUTHZ_API = f"{POLICY_GROUP}/v1alpha1"
+AUTHN_API = f"{POLICY_GROUP}/v1alpha1"
+# Limits of the policy.linkerd.io/v1beta3 HTTPRoute schema.
+MAX_RULES = 16
+MAX_MATCHES_PER_RULE = 8
+MAX_MATCHES = MAX_RULES * MAX_MATCHES_PER_RULE
+MAX_HEADERS = 16
+MAX_PATH_LEN = 1024
+MAX_HEADER_VALUE_LEN = 4096
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+SelectorKey = tuple[tuple[str, str], ...]
+ServerKey = tuple[str, SelectorKey, int]
+
+
+@dataclass
+class _Server:
+    """One Server to emit and everything that attaches to it."""
+
+    namespace: str
+    selector: dict[str, str]
+    port: int
+    service_account: str
+    selector_index: int
+    selector_count: int
+    l4: list[TrafficTarget] = field(default_factory=list)
+    http: list[tuple[TrafficTarget, list[Obj]]] = field(default_factory=list)
+
+    def targets(self) -> list[TrafficTarget]:
+        return [*self.l4, *(tt for tt, _ in self.http)]
+
+
+@dataclass
+class _Run:
+    """What target() collects for finish() during one translation run."""
+
+    servers: dict[ServerKey, _Server] = field(default_factory=dict)
+
+
+# The base class gives translators no per-run scratch space; keying by the
+# Emitter keeps the state tied to one run and gone with it.
+_RUNS: weakref.WeakKeyDictionary[Emitter, _Run] = weakref.WeakKeyDictionary()
+
+
+def _run(em: Emitter) -> _Run:
+    run = _RUNS.get(em)
+    if run is None:
+        run = _RUNS[em] = _Run()
+    return run
+
+
+def dns_label(base: str) -> str:
+    """*base* as a DNS label: dots become dashes; too long gets a hash suffix."""
+    name = re.sub(r"[^a-z0-9-]", "-", base.lower()).strip("-") or "x"
+    if len(name) <= 63 and _DNS_LABEL.match(name):
+        return name
+    digest = hashlib.sha256(base.encode()).hexdigest()[:8]
+    return f"{name[:54].rstrip('-')}-{digest}"
+
+
+class _Names:
+    """Hands out names unique per (kind, namespace), in call order.
+
+    A reused name would make an AuthorizationPolicy point at another
+    TrafficTarget's Server or authentication, i.e. widen access; so a clash
+    gets a numeric suffix instead of being dropped.
+    """
+
+    def __init__(self) -> None:
+        self._taken: set[tuple[str, str, str]] = set()
+
+    def take(self, kind: str, namespace: str, base: str) -> str:
+        name = dns_label(base)
+        n = 1
+        while (kind, namespace, name) in self._taken:
+            n += 1
+            name = dns_label(f"{base}-{n}")
+        self._taken.add((kind, namespace, name))
+        return name
+
+
+def _anchored(regex: str) -> str:
+    # Linkerd tests a regex with a leftmost-first search and then checks the
+    # match spans the whole value; without anchors ``a|ab`` would not match
+    # "ab" although it full-matches. Anchoring makes the check a true full match.
+    return f"^(?:{regex})$"
+
+
+def _header(h: Obj) -> Obj:
+    if h["type"] == "RegularExpression":
+        return {"type": "RegularExpression", "name": h["name"], "value": _anchored(h["value"])}
+    if h["value"] == "":
+        # The schema wants a non-empty value; an empty header value is still
+        # expressible as a full-match regex.
+        return {"type": "RegularExpression", "name": h["name"], "value": "^$"}
+    return h
+
+
+def linkerd_matches(match: HTTPMatch) -> tuple[list[Obj], str | None]:
+    """HTTPRouteMatches for one SMI match, or an explanation why Linkerd cannot take it."""
+    out: list[Obj] = []
+    for rm in route_matches(match):
+        path = rm.get("path")
+        if path is not None and path["type"] == "RegularExpression":
+            path = rm["path"] = {"type": "RegularExpression", "value": _anchored(path["value"])}
+        if path is not None and len(path["value"]) > MAX_PATH_LEN:
+            return [], f"the path match is longer than Linkerd's limit of {MAX_PATH_LEN} characters"
+        headers = [_header(h) for h in rm.get("headers", [])]
+        for h in headers:
+            if not _HEADER_NAME.match(h["name"]):
+                return [], f"header name {h['name']!r} is not accepted by Linkerd"
+            if len(h["value"]) > MAX_HEADER_VALUE_LEN:
+                return [], (f"header {h['name']!r} value is longer than Linkerd's limit of "
+                            f"{MAX_HEADER_VALUE_LEN} characters")
+        if headers:
+            if len(headers) > MAX_HEADERS:
+                return [], f"{len(headers)} header conditions exceed Linkerd's limit of {MAX_HEADERS}"
+            if len({h["name"] for h in headers}) != len(headers):
+                return [], "the same header is matched twice; Linkerd takes one condition per header"
+            rm["headers"] = headers
+        regexes = [c["value"] for c in [path, *headers]
+                   if c is not None and c["type"] == "RegularExpression"]
+        for value in regexes:
+            err = re2_error(value)
+            if err:
+                return [], err
+        out.append(rm)
+    return out, None
+
+
+def may_overlap(a: Obj, b: Obj) -> bool:
+    """Whether one request could match both route matches (False only when surely not)."""
+    if "method" in a and "method" in b and a["method"] != b["method"]:
+        return False
+    pa, pb = a.get("path"), b.get("path")
+    if pa and pb and pa["type"] == pb["type"] == "Exact" and pa["value"] != pb["value"]:
+        return False
+    exact_a = {h["name"]: h["value"] for h in a.get("headers", []) if h["type"] == "Exact"}
+    for h in b.get("headers", []):
+        if h["type"] == "Exact" and exact_a.get(h["name"], h["value"]) != h["value"]:
+            return False
+    return True
+
+
+def rules_of(matches: Sequence[Obj]) -> list[Obj]:
+    """Pack matches into rules of at most MAX_MATCHES_PER_RULE (no backends: inbound policy)."""
+    return [{"matches": list(matches[i:i + MAX_MATCHES_PER_RULE])}
+            for i in range(0, len(matches), MAX_MATCHES_PER_RULE)]
+
+
+class LinkerdTranslator(Translator):
+    """TrafficSplit -> GAMMA HTTPRoute/TCPRoute; TrafficTarget -> Server + policy.linkerd.io authorization."""
+
+    name: ClassVar[str] = "linkerd"
+    description: ClassVar[str] = (
+        "Gateway API routes for splits; Linkerd Server, HTTPRoute, AuthorizationPolicy and "
+        "MeshTLSAuthentication for access"
+    )
+
+    def split(self, ts: TrafficSplit, em: Emitter) -> None:
+        split_routes(ts, em, target="Linkerd")
+
+    def target(self, tt: TrafficTarget, em: Emitter) -> None:
+        gs = grants(tt, em)
+        if not gs:
+            return
+        # Resolved even when no grant is expressible, so that selector problems
+        # are reported together with the port problems.
+        selectors = pod_selectors(tt, em)
+        wanted: list[tuple[Grant, list[Obj] | None]] = []
+        for g in gs:
+            if g.protocol is Protocol.UDP:
+                em.finding(tt, g.field, FindingReason.NOT_EXPRESSIBLE,
+                           "Linkerd does not proxy UDP; no access policy emitted for these ports")
+                continue
+            if not g.ports:
+                em.finding(tt, g.field, FindingReason.ACCESS_FAIL_CLOSED,
+                           "the rule allows every port, but a Linkerd Server needs one port; "
+                           "nothing is allowed (give the route ports)")
+                continue
+            if g.http is None:
+                wanted.append((g, None))
+                continue
+            http = self._http(tt, g, em)
+            if http:
+                wanted.append((g, http))
+        if not wanted:
+            return
+        run = _run(em)
+        ns = tt.destination.namespace
+        for index, selector in enumerate(selectors):
+            sel_key: SelectorKey = tuple(sorted(selector.items()))
+            for g, matches in wanted:
+                for port in g.ports:
+                    server = run.servers.setdefault((ns, sel_key, port), _Server(
+                        ns, selector, port, tt.destination.name, index, len(selectors)))
+                    if matches is None:
+                        server.l4.append(tt)
+                    else:
+                        server.http.append((tt, matches))
+
+    def _http(self, tt: TrafficTarget, g: Grant, em: Emitter) -> list[Obj]:
+        """Route matches of an HTTP grant; a match Linkerd cannot take is dropped (fail closed)."""
+        assert g.http is not None
+        out: list[Obj] = []
+        for m, m_field in zip(g.http, g.http_fields, strict=True):
+            matches, problem = linkerd_matches(m)
+            if problem is not None:
+                em.finding(tt, m_field, FindingReason.ACCESS_FAIL_CLOSED,
+                           f"match {m.name!r}: {problem}; it allows nothing")
+                continue
+            out.extend(matches)
+        if len(out) > MAX_MATCHES:
+            em.finding(tt, g.field, FindingReason.ACCESS_FAIL_CLOSED,
+                       f"{len(out)} route matches exceed the Linkerd HTTPRoute limit of {MAX_MATCHES}; "
+                       "nothing is allowed")
+            return []
+        return out
+
+    def finish(self, em: Emitter) -> None:
+        run = _RUNS.pop(em, None)
+        if run is None:
+            return
+        names = _Names()
+        targets = {(tt.meta.namespace, tt.meta.name): tt
+                   for server in run.servers.values() for tt in server.targets()}
+        authn = {key: self._authn(targets[key], em, names) for key in sorted(targets)}
+        for key in sorted(run.servers):
+            self._server(run.servers[key], em, names, authn)
+
+    def _authn(self, tt: TrafficTarget, em: Emitter, names: _Names) -> str:
+        ns = tt.destination.namespace
+        name = names.take("MeshTLSAuthentication", ns, tt.meta.name)
+        refs: list[Obj] = []
+        for s in dict.fromkeys(tt.sources):
+            refs.append({"kind": "ServiceAccount", "name": s.name, "namespace": s.namespace})
+        em.emit(AUTHN_API, "MeshTLSAuthentication", ns, name, {"identityRefs": refs}, [tt])
+        return name
+
+    def _server(self, server: _Server, em: Emitter, names: _Names,
+                authn: dict[tuple[str, str], str]) -> None:
+        ns = server.namespace
+        base = f"{server.service_account}-{server.port}"
+        if server.selector_count > 1:
+            base = f"{base}-{server.selector_index + 1}"
+        name = names.take("Server", ns, base)
+        em.emit(SERVER_API, "Server", ns, name, {
+            "podSelector": {"matchLabels": dict(server.selector)},
+            "port": server.port,
+            # Protocol detection: HTTP/1 would break HTTP/2 clients and opaque
+            # would hide HTTP from the routes; SMI does not say which it is.
+            "proxyProtocol": "unknown",
+            "accessPolicy": "deny",
+        }, server.targets())
+        server_ref = {"group": POLICY_GROUP, "kind": "Server", "name": name}
+
+        def policy(tt: TrafficTarget, target: Obj) -> None:
+            authn_name = authn[(tt.meta.namespace, tt.meta.name)]
+            em.emit(AUTHZ_API, "AuthorizationPolicy", ns,
+                    names.take("AuthorizationPolicy", ns, f"{authn_name}-{name}"), {
+                        "targetRef": target,
+                        "requiredAuthenticationRefs": [
+                            {"group": POLICY_GROUP, "kind": "MeshTLSAuthentication", "name": authn_name},
+                        ],
+                    }, [tt])
+
+        for tt in server.l4:
+            policy(tt, dict(server_ref))
+        if server.http and server.l4:
+            # Requests matching no route are refused, which would take HTTP
+            # away from the L4 sources; a catch-all route without a policy of
+            # its own is authorized by the Server-level policies only.
+            em.emit(ROUTE_API, "HTTPRoute", ns, names.take("HTTPRoute", ns, f"{name}-l4-authz"), {
+                "parentRefs": [dict(server_ref)],
+                "rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "/"}}]}],
+            }, server.l4)
+        for tt, matches in server.http:
+            route = names.take("HTTPRoute", ns, f"{authn[(tt.meta.namespace, tt.meta.name)]}-{name}-authz")
+            em.emit(ROUTE_API, "HTTPRoute", ns, route,
+                    {"parentRefs": [dict(server_ref)], "rules": rules_of(matches)}, [tt])
+            policy(tt, {"group": POLICY_GROUP, "kind": "HTTPRoute", "name": route})
+        if server.http:
+            first = server.http[0][0]
+            em.finding(first, first.path(first.rules_field), FindingReason.PREREQUISITE,
+                       f"Server {ns}/{name} has HTTPRoutes, so Linkerd no longer authorizes kubelet "
+                       f"probes on port {server.port} by default; if probes use this port, add an "
+                       "HTTPRoute for their paths with a NetworkAuthentication policy")
+        for tt, matches in server.http:
+            # Each request is matched to one route only, the most specific, and
+            # authorized by that route's policy: where the routes of targets
+            # with other sources overlap, this target's sources can be refused.
+            rivals = sorted({other.meta.name for other, theirs in server.http
+                             if set(other.sources) != set(tt.sources)
+                             and any(may_overlap(a, b) for a in matches for b in theirs)})
+            if rivals:
+                em.finding(tt, tt.path(tt.rules_field), FindingReason.ACCESS_FAIL_CLOSED,
+                           f"Linkerd matches each request to one HTTPRoute of Server {ns}/{name} "
+                           f"(the most specific; on a tie, the oldest); requests that also match the "
+                           f"routes of {', '.join(rivals)} are refused to these sources when Linkerd "
+                           "picks that route (access is only ever narrower)")

@@ -1,0 +1,180 @@
+"""Access evaluator for Cilium: CiliumNetworkPolicy ingress, read the way Cilium enforces it.
+
+Independent of the translator: it only knows the Cilium policy language
+(docs.cilium.io "Policy Enforcement Modes", "Layer 3/4/7 Examples";
+``pkg/policy/api``; the Envoy HTTP rules built in ``pkg/envoy``):
+
+* A CiliumNetworkPolicy applies to endpoints *of its own namespace* whose
+  labels match ``endpointSelector``. Cilium gives every pod the identity
+  labels ``io.cilium.k8s.policy.serviceaccount`` and
+  ``io.kubernetes.pod.namespace`` besides its own labels.
+* Allow rules are a union: a request passes when some ingress rule of some
+  applicable policy allows it. An ingress rule needs its peer selector and its
+  ``toPorts`` to match. ``fromEndpoints`` selectors without a namespace
+  requirement only select the policy's namespace; an empty non-nil list
+  selects nothing; a missing one is a wildcard only when ``toPorts`` is set.
+* ``toPorts``: absent means every port and protocol. Port ``"0"`` is every
+  port; ``endPort`` makes a range; protocol ``ANY`` (or empty) matches
+  TCP/UDP/SCTP.
+* ``rules.http``: the request must be HTTP and match one entry. ``method``,
+  ``path`` (and ``host``) are RE2 regexes full-matched by Envoy; ``headers``
+  entries are ``"name"`` (presence) or ``"name value"`` (exact);
+  ``headerMatches`` are exact, an empty value meaning presence; a
+  ``mismatch`` action other than the default only logs/edits, so the entry
+  still matches.
+
+Anything this evaluator does not model (deny rules, named ports, CIDR or
+entity peers, secrets, other L7 protocols) raises ``NotImplementedError``
+rather than being guessed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import re2
+
+from tests.access import HttpRequest, Request
+
+SA_LABEL = "io.cilium.k8s.policy.serviceaccount"
+NS_LABEL = "io.kubernetes.pod.namespace"
+_SOURCE_PREFIXES = ("k8s:", "any:")
+_UNMODELLED_SPEC = ("ingressDeny", "nodeSelector")
+_UNMODELLED_RULE = ("fromCIDR", "fromCIDRSet", "fromEntities", "fromGroups", "fromNodes",
+                    "fromRequires", "icmps", "authentication")
+
+
+def _key(label: str) -> str:
+    """A selector key without its Cilium label source (``k8s:``/``any:``)."""
+    for prefix in _SOURCE_PREFIXES:
+        if label.startswith(prefix):
+            return label[len(prefix):]
+    return label
+
+
+def selector_matches(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
+    """Kubernetes LabelSelector semantics (matchLabels and matchExpressions, ANDed)."""
+    for k, v in (selector.get("matchLabels") or {}).items():
+        if labels.get(_key(k)) != v:
+            return False
+    for expr in selector.get("matchExpressions") or []:
+        key, op, values = _key(expr["key"]), expr["operator"], expr.get("values") or []
+        present = key in labels
+        if op == "In" and not (present and labels[key] in values):
+            return False
+        if op == "NotIn" and present and labels[key] in values:
+            return False
+        if op == "Exists" and not present:
+            return False
+        if op == "DoesNotExist" and present:
+            return False
+    return True
+
+
+def _mentions_namespace(selector: Mapping[str, Any]) -> bool:
+    keys = [_key(k) for k in selector.get("matchLabels") or {}]
+    keys += [_key(e["key"]) for e in selector.get("matchExpressions") or []]
+    return NS_LABEL in keys
+
+
+def _peer_matches(rule: Mapping[str, Any], policy_ns: str, req: Request) -> bool:
+    source = {SA_LABEL: req.source.name, NS_LABEL: req.source.namespace}
+    selectors = rule.get("fromEndpoints")
+    if selectors is None:
+        # nil fromEndpoints is a wildcard only together with toPorts.
+        return bool(rule.get("toPorts"))
+    for sel in selectors:
+        if not _mentions_namespace(sel) and req.source.namespace != policy_ns:
+            continue
+        if selector_matches(sel, source):
+            return True
+    return False
+
+
+def _port_matches(pp: Mapping[str, Any], req: Request) -> bool:
+    proto = str(pp.get("protocol") or "ANY").upper()
+    if proto not in ("ANY", req.protocol):
+        return False
+    port = str(pp["port"])
+    if not port.isdigit():
+        raise NotImplementedError(f"named port {port!r}")
+    start = int(port)
+    if start == 0:
+        return True
+    end = int(pp.get("endPort") or 0)
+    return start <= req.port <= max(start, end)
+
+
+def _full(pattern: str, value: str) -> bool:
+    return re2.fullmatch(pattern, value) is not None
+
+
+def http_rule_matches(rule: Mapping[str, Any], req: HttpRequest) -> bool:
+    """One ``PortRuleHTTP`` against one request."""
+    if rule.get("host"):
+        raise NotImplementedError("host rules: the request model carries no host")
+    if rule.get("method") and not _full(rule["method"], req.method):
+        return False
+    if rule.get("path") and not _full(rule["path"], req.path):
+        return False
+    for entry in rule.get("headers") or []:
+        name, _, value = entry.partition(" ")
+        actual = req.headers.get(name.rstrip(":").lower())
+        if actual is None or (value and actual != value):
+            return False
+    for hm in rule.get("headerMatches") or []:
+        if "secret" in hm:
+            raise NotImplementedError("headerMatches with secrets")
+        if hm.get("mismatch"):
+            continue  # a mismatch action only logs or edits the header
+        actual = req.headers.get(hm["name"].lower())
+        if actual is None or (hm.get("value") and actual != hm["value"]):
+            return False
+    return True
+
+
+def _to_ports_allow(rule: Mapping[str, Any], req: Request) -> bool:
+    to_ports = rule.get("toPorts")
+    if not to_ports:
+        return True
+    for port_rule in to_ports:
+        if not any(_port_matches(pp, req) for pp in port_rule.get("ports") or []):
+            continue
+        l7 = port_rule.get("rules") or {}
+        if any(l7.get(k) for k in ("kafka", "dns", "l7proto", "l7")):
+            raise NotImplementedError(f"L7 rules {sorted(l7)}")
+        http = l7.get("http")
+        if not http:
+            return True
+        if req.http is not None and any(http_rule_matches(h, req.http) for h in http):
+            return True
+    return False
+
+
+def policy_allows(policy: Mapping[str, Any], req: Request) -> bool:
+    """Whether one CiliumNetworkPolicy explicitly allows *req* at the destination's ingress."""
+    spec = policy.get("spec") or {}
+    for key in _UNMODELLED_SPEC:
+        if spec.get(key):
+            raise NotImplementedError(f"spec.{key}")
+    ns = policy["metadata"]["namespace"]
+    if ns != req.dest_namespace:
+        return False
+    dest = {**req.dest_pod_labels, SA_LABEL: req.dest_service_account, NS_LABEL: ns}
+    if not selector_matches(spec.get("endpointSelector") or {}, dest):
+        return False
+    for rule in spec.get("ingress") or []:
+        for key in _UNMODELLED_RULE:
+            if rule.get(key):
+                raise NotImplementedError(f"ingress.{key}")
+        if _peer_matches(rule, ns, req) and _to_ports_allow(rule, req):
+            return True
+    return False
+
+
+def allows(objects: list[dict[str, Any]], req: Request) -> bool:
+    """True only if some emitted CiliumNetworkPolicy explicitly allows *req*."""
+    return any(
+        policy_allows(o, req) for o in objects
+        if o.get("apiVersion") == "cilium.io/v2" and o.get("kind") == "CiliumNetworkPolicy")
