@@ -21,7 +21,7 @@ from smi2mesh import __version__, yamlio
 from smi2mesh.errors import InputError
 from smi2mesh.inputs import parse_documents
 from smi2mesh.translate import translate
-from smi2mesh.translators import TRANSLATORS
+from smi2mesh.translators import TRANSLATORS, smi_native
 from smi2mesh.translators.base import Options
 
 EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_FINDINGS, EXIT_INTERNAL = 0, 1, 2, 3, 70
@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Read SMI objects (and the Services and workloads they refer to) and "
                     "print the target mesh's objects. Findings go to stderr.")
     tr.add_argument("--mesh", required=True, choices=list(TRANSLATORS), metavar="MESH",
-                    help=f"target mesh: {', '.join(TRANSLATORS)}")
+                    help=f"target: {', '.join(TRANSLATORS)} (smi re-emits SMI at other versions)")
     tr.add_argument("-f", "--filename", action="append", default=[], metavar="PATH",
                     help="a file, a directory (read recursively) or - for stdin; repeatable "
                          "(default: stdin)")
@@ -57,11 +57,32 @@ def build_parser() -> argparse.ArgumentParser:
                     help="mesh trust domain used in identities (default: cluster.local)")
     tr.add_argument("--cluster-domain", default="cluster.local", metavar="D",
                     help="Kubernetes cluster domain used in Service FQDNs (default: cluster.local)")
+    versions = tr.add_mutually_exclusive_group()
+    versions.add_argument("--smi-profile", choices=list(smi_native.PROFILES), metavar="PROFILE",
+                          help="with --mesh smi: the SMI versions a mesh serves: "
+                               f"{', '.join(smi_native.PROFILES)} (default: latest)")
+    versions.add_argument("--smi-versions", metavar="split=V,access=V,specs=V",
+                          help="with --mesh smi: explicit SMI versions per API group")
     return parser
+
+
+def smi_versions(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[str, str]:
+    """The SMI versions requested for ``--mesh smi``; a usage error otherwise."""
+    if args.mesh != "smi":
+        if args.smi_profile or args.smi_versions:
+            parser.error("--smi-profile and --smi-versions apply only to --mesh smi")
+        return {}
+    if args.smi_versions:
+        try:
+            return smi_native.parse_versions(args.smi_versions)
+        except ValueError as exc:
+            parser.error(f"argument --smi-versions: {exc}")
+    return dict(smi_native.PROFILES[args.smi_profile or "latest"])
 
 
 def run_translate(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:
     """Run ``translate``; write the result or the errors; return the exit code."""
+    versions = smi_versions(args, build_parser())
     try:
         docs = yamlio.read_sources(args.filename or ["-"], stdin)
         inputs = parse_documents(docs)
@@ -72,7 +93,8 @@ def run_translate(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stder
         for problem in exc.problems:
             stderr.write(f"error: {problem.render()}\n")
         return EXIT_INPUT
-    options = Options(trust_domain=args.trust_domain, cluster_domain=args.cluster_domain)
+    options = Options(trust_domain=args.trust_domain, cluster_domain=args.cluster_domain,
+                      smi_versions=versions)
     result = translate(inputs, args.mesh, options)
     text = (yamlio.dump_json if args.output == "json" else yamlio.dump_yaml)(result.objects)
     stdout.write(text)

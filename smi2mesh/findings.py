@@ -23,6 +23,9 @@ class FindingReason(StrEnum):
     DUPLICATE_TARGET = "DuplicateTarget"
     # An unknown field in the SMI object was ignored.
     IGNORED_FIELD = "IgnoredField"
+    # Expressed in another form with the same meaning (e.g. a destination port
+    # carried by a generated TCPRoute).
+    REWRITTEN = "Rewritten"
     # Something the mesh needs that SMI does not carry (a prerequisite to check).
     PREREQUISITE = "Prerequisite"
 

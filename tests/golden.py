@@ -17,6 +17,9 @@ import yaml
 from smi2mesh import yamlio
 from smi2mesh.inputs import parse_documents
 from smi2mesh.model import Inputs
+from smi2mesh.translators import smi_native
+from smi2mesh.translators.base import Options
+from tests.crd_schema import CrdIndex
 
 TESTS = Path(__file__).resolve().parent
 GOLDEN = TESTS / "golden"
@@ -39,6 +42,20 @@ class Case:
         shared = SHARED_CASES / f"{self.path.name}.yaml"
         return shared if shared.is_file() else None
 
+    def options(self) -> Options:
+        """Translation options from the case's optional ``options.yaml``.
+
+        Keys: ``trust_domain``, ``cluster_domain``, ``smi_profile`` or ``smi_versions``.
+        """
+        path = self.path / "options.yaml"
+        raw: dict[str, str] = yaml.safe_load(path.read_text()) if path.is_file() else {}
+        versions: dict[str, str] = {}
+        if "smi_profile" in raw:
+            versions = dict(smi_native.PROFILES[raw.pop("smi_profile")])
+        if "smi_versions" in raw:
+            versions = smi_native.parse_versions(raw.pop("smi_versions"))
+        return Options(smi_versions=versions, **raw)
+
     def inputs(self) -> Inputs:
         return parse_documents(yamlio.read_sources([str(self.path / "input.yaml")]))
 
@@ -47,6 +64,34 @@ class Case:
 
     def expected_findings(self) -> list[Any]:
         return yaml.safe_load((self.path / "findings.yaml").read_text()) or []
+
+
+SMI_SOURCES = ("smi/smi-sdk-go-main", "smi/linkerd-smi-v0.2.7")
+PROJECT_CRDS = TESTS.parent / "crds"
+
+
+def validate_emitted(obj: dict[str, Any]) -> list[str]:
+    """Strict errors of one emitted object against its upstream CRD.
+
+    Re-emitted SMI objects must be accepted by an upstream SMI CRD that
+    defines their version with its own schema. No upstream CRD does for
+    TCPRoute v1alpha1-v1alpha3 (smi-sdk-go v0.5.0 applies its v1alpha4 schema
+    to every version, requiring fields those versions do not have), so those
+    are checked against the project's own CRDs.
+    """
+    index = CrdIndex.load(prefer=["gateway-api-v1.6.1/standard"])
+    if not obj["apiVersion"].split("/")[0].endswith("smi-spec.io"):
+        return index.validate(obj)
+    sources = [s for s in SMI_SOURCES if index.candidates(obj["apiVersion"], obj["kind"], source=s)]
+    if not sources:
+        return [f"[crds/] {e}" for e in CrdIndex.load(PROJECT_CRDS).validate(obj)]
+    errors: list[str] = []
+    for source in sources:
+        found = index.validate(obj, source=source)
+        if not found:
+            return []
+        errors += [f"[{source}] {e}" for e in found]
+    return errors
 
 
 def cases(mesh: str | None = None) -> list[Case]:

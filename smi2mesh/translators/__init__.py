@@ -12,6 +12,7 @@ from smi2mesh.translators.gamma import GammaTranslator
 from smi2mesh.translators.istio import IstioTranslator
 from smi2mesh.translators.kuma import KumaTranslator
 from smi2mesh.translators.linkerd import LinkerdTranslator
+from smi2mesh.translators.smi_native import SmiTranslator
 
 TRANSLATORS: Mapping[str, Translator] = MappingProxyType({
     t.name: t
@@ -22,6 +23,7 @@ TRANSLATORS: Mapping[str, Translator] = MappingProxyType({
         KumaTranslator(),
         CiliumTranslator(),
         GammaTranslator(),
+        SmiTranslator(),
     )
 })
 

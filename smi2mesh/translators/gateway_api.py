@@ -52,10 +52,17 @@ def header_matches(match: HTTPMatch) -> list[Obj]:
     out: list[Obj] = []
     for h in match.headers:
         pat = classify_value(h.value)
-        if pat.type is MatchType.EXACT:
+        if pat.type is MatchType.EXACT and pat.value:
             out.append({"type": "Exact", "name": h.name, "value": pat.value})
+        elif pat.type is MatchType.EXACT:
+            # The schema refuses an empty Exact value; "^$" full-matches only "".
+            out.append({"type": "RegularExpression", "name": h.name, "value": "^$"})
         else:
-            out.append({"type": "RegularExpression", "name": h.name, "value": pat.full_regex()})
+            # Explicit anchors: Linkerd's Rust regex takes the leftmost-first match
+            # and then checks it spans the value, so "a|ab" alone would miss "ab".
+            # Full-match engines (Envoy) read the anchored form the same way.
+            out.append({"type": "RegularExpression", "name": h.name,
+                        "value": f"^(?:{pat.full_regex()})$"})
     return out
 
 

@@ -31,6 +31,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+import re2
+
 from smi2mesh.findings import FindingReason
 from smi2mesh.model import HTTPMatch, Protocol, TrafficSplit, TrafficTarget
 from smi2mesh.regex import re2_error
@@ -56,6 +58,10 @@ MAX_MATCHES = MAX_RULES * MAX_MATCHES_PER_RULE
 MAX_HEADERS = 16
 MAX_PATH_LEN = 1024
 MAX_HEADER_VALUE_LEN = 4096
+# Ports Linkerd treats as opaque by default (server-speaks-first and similar
+# protocols that protocol detection would stall for 10 s). A Server's
+# proxyProtocol supersedes that default, so it must repeat it.
+DEFAULT_OPAQUE_PORTS = frozenset({25, 587, 3306, 4444, 5432, 6379, 9300, 11211})
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
@@ -136,16 +142,6 @@ def _anchored(regex: str) -> str:
     return f"^(?:{regex})$"
 
 
-def _header(h: Obj) -> Obj:
-    if h["type"] == "RegularExpression":
-        return {"type": "RegularExpression", "name": h["name"], "value": _anchored(h["value"])}
-    if h["value"] == "":
-        # The schema wants a non-empty value; an empty header value is still
-        # expressible as a full-match regex.
-        return {"type": "RegularExpression", "name": h["name"], "value": "^$"}
-    return h
-
-
 def linkerd_matches(match: HTTPMatch) -> tuple[list[Obj], str | None]:
     """HTTPRouteMatches for one SMI match, or an explanation why Linkerd cannot take it."""
     out: list[Obj] = []
@@ -155,7 +151,7 @@ def linkerd_matches(match: HTTPMatch) -> tuple[list[Obj], str | None]:
             path = rm["path"] = {"type": "RegularExpression", "value": _anchored(path["value"])}
         if path is not None and len(path["value"]) > MAX_PATH_LEN:
             return [], f"the path match is longer than Linkerd's limit of {MAX_PATH_LEN} characters"
-        headers = [_header(h) for h in rm.get("headers", [])]
+        headers = rm.get("headers", [])
         for h in headers:
             if not _HEADER_NAME.match(h["name"]):
                 return [], f"header name {h['name']!r} is not accepted by Linkerd"
@@ -192,10 +188,35 @@ def may_overlap(a: Obj, b: Obj) -> bool:
     return True
 
 
+def ties_catch_all(match: Obj) -> bool:
+    """Whether *match* can rank equal to a catch-all ``PathPrefix /`` match.
+
+    Linkerd ranks a match by the length of path it matched, then method, then
+    header count; a catch-all matches one character, so only a request for
+    "/" can tie, and only with a match that names no method or header.
+    """
+    if "method" in match or match.get("headers"):
+        return False
+    path = match.get("path") or {"type": "PathPrefix", "value": "/"}
+    if path["type"] == "RegularExpression":
+        return re2.fullmatch(path["value"], "/") is not None
+    return bool(path["value"] == "/")
+
+
 def rules_of(matches: Sequence[Obj]) -> list[Obj]:
     """Pack matches into rules of at most MAX_MATCHES_PER_RULE (no backends: inbound policy)."""
     return [{"matches": list(matches[i:i + MAX_MATCHES_PER_RULE])}
             for i in range(0, len(matches), MAX_MATCHES_PER_RULE)]
+
+
+def _protocol(server: _Server) -> str:
+    # Protocol detection by default: HTTP/1 would break HTTP/2 clients and
+    # SMI does not say which protocol a port speaks. Only an L4-only Server
+    # on one of Linkerd's default opaque ports stays opaque, as it would be
+    # without a Server; HTTP routes need detection to see requests at all.
+    if not server.http and server.port in DEFAULT_OPAQUE_PORTS:
+        return "opaque"
+    return "unknown"
 
 
 class LinkerdTranslator(Translator):
@@ -297,9 +318,7 @@ class LinkerdTranslator(Translator):
         em.emit(SERVER_API, "Server", ns, name, {
             "podSelector": {"matchLabels": dict(server.selector)},
             "port": server.port,
-            # Protocol detection: HTTP/1 would break HTTP/2 clients and opaque
-            # would hide HTTP from the routes; SMI does not say which it is.
-            "proxyProtocol": "unknown",
+            "proxyProtocol": _protocol(server),
             "accessPolicy": "deny",
         }, server.targets())
         server_ref = {"group": POLICY_GROUP, "kind": "Server", "name": name}
@@ -335,16 +354,21 @@ class LinkerdTranslator(Translator):
                        f"Server {ns}/{name} has HTTPRoutes, so Linkerd no longer authorizes kubelet "
                        f"probes on port {server.port} by default; if probes use this port, add an "
                        "HTTPRoute for their paths with a NetworkAuthentication policy")
+        # Each request is matched to one route only, the most specific (on a
+        # tie, the oldest), and authorized by that route's policy or the
+        # Server's: where another target's route can win, sources not also
+        # allowed there can be refused.
+        l4_sources = {s for tt in server.l4 for s in tt.sources}
         for tt, matches in server.http:
-            # Each request is matched to one route only, the most specific, and
-            # authorized by that route's policy: where the routes of targets
-            # with other sources overlap, this target's sources can be refused.
-            rivals = sorted({other.meta.name for other, theirs in server.http
-                             if set(other.sources) != set(tt.sources)
+            others = sorted({other.meta.name for other, theirs in server.http
+                             if not set(tt.sources) <= set(other.sources) | l4_sources
                              and any(may_overlap(a, b) for a in matches for b in theirs)})
+            rivals = [f"the routes of {', '.join(others)}"] if others else []
+            if server.l4 and not set(tt.sources) <= l4_sources and any(map(ties_catch_all, matches)):
+                rivals.append(f"the catch-all route of {', '.join(sorted(t.meta.name for t in server.l4))}")
             if rivals:
                 em.finding(tt, tt.path(tt.rules_field), FindingReason.ACCESS_FAIL_CLOSED,
                            f"Linkerd matches each request to one HTTPRoute of Server {ns}/{name} "
-                           f"(the most specific; on a tie, the oldest); requests that also match the "
-                           f"routes of {', '.join(rivals)} are refused to these sources when Linkerd "
-                           "picks that route (access is only ever narrower)")
+                           f"(the most specific; on a tie, the oldest); requests that also match "
+                           f"{'; '.join(rivals)} are refused to these sources when Linkerd picks "
+                           "that route (access is only ever narrower)")

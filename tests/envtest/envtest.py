@@ -726,6 +726,10 @@ def start(
                     f"--kubeconfig={kcm_kubeconfig}",
                     f"--authentication-kubeconfig={kcm_kubeconfig}",
                     f"--authorization-kubeconfig={kcm_kubeconfig}",
+                    # The apiserver has no front-proxy (requestheader) CA, so
+                    # looking it up would only log retries forever; healthz
+                    # is an always-allowed path anyway.
+                    "--authentication-skip-lookup=true",
                     # Just enough for real ownerReference cascades and
                     # namespace deletion; no pods or nodes exist to manage.
                     "--controllers=garbage-collector-controller,namespace-controller",

@@ -270,3 +270,40 @@ spec:
     assert split["spec"]["parentRefs"] == [{"group": "", "kind": "Service", "name": "api", "port": 80}]
     assert [b["weight"] for b in split["spec"]["rules"][0]["backendRefs"]] == [1, 3]
     assert not linkerd._RUNS  # per-run state is dropped after finish()
+
+
+def test_catch_all_match_tying_with_the_l4_route_is_reported() -> None:
+    text = WORKLOAD + _group("  - {name: all}\n  - {name: get, pathRegex: /a, methods: [GET]}")
+    tied = _run(text + _target("l4", "tcp-client", L4) + _target(
+        "web", "web-client", "  - {kind: TCPRoute, name: p80}\n"
+                             "  - {kind: HTTPRouteGroup, name: g, matches: [all]}"))
+    [finding] = [f for f in tied.findings if f.reason is FindingReason.ACCESS_FAIL_CLOSED]
+    assert finding.name == "web"
+    assert "catch-all route of l4" in finding.message
+    # A match naming a method always outranks the catch-all: nothing to report.
+    ranked = _run(text + _target("l4", "tcp-client", L4) + _target(
+        "web", "web-client", "  - {kind: TCPRoute, name: p80}\n"
+                             "  - {kind: HTTPRouteGroup, name: g, matches: [get]}"))
+    assert FindingReason.ACCESS_FAIL_CLOSED not in _reasons(ranked)
+    assert linkerd.ties_catch_all({"path": {"type": "RegularExpression", "value": "^(?:/.*)$"}})
+    assert not linkerd.ties_catch_all({"path": {"type": "RegularExpression", "value": "^(?:/a.*)$"}})
+
+
+def test_default_opaque_ports_stay_opaque_only_without_routes() -> None:
+    def server_protocol(port: int, rules: str) -> str:
+        route = f"""---
+apiVersion: specs.smi-spec.io/v1alpha4
+kind: TCPRoute
+metadata: {{name: p{port}, namespace: ns}}
+spec:
+  matches:
+    ports: [{port}]
+"""
+        text = WORKLOAD + route + _group("  - {name: get, pathRegex: /a}") + _target(
+            "t", "c", rules.replace("p80", f"p{port}"))
+        [server] = _of(_run(text), "Server")
+        return str(server["spec"]["proxyProtocol"])
+
+    assert server_protocol(5432, L4) == "opaque"  # Linkerd's default for Postgres
+    assert server_protocol(8080, L4) == "unknown"
+    assert server_protocol(5432, HTTP) == "unknown"  # routes need protocol detection
