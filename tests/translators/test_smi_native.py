@@ -50,7 +50,7 @@ def test_latest_then_original_version_keeps_the_meaning(data: st.DataObject,
                                                         original: dict[str, str]) -> None:
     """latest -> original version: where nothing is reported lost, access means the same."""
     inputs = data.draw(worlds())
-    latest, lossless1 = convert(inputs, PROFILES["latest"] | {})
+    latest, lossless1 = convert(inputs, dict(PROFILES["latest"]))
     back, lossless2 = convert(latest, original)
     for _ in range(10):
         req = data.draw(requests(inputs))
