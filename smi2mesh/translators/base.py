@@ -141,11 +141,32 @@ class Emitter:
         return TranslationResult(objects, tuple(sorted(self._findings)))
 
 
+@dataclass(frozen=True, slots=True)
+class OutputKind:
+    """A kind a translator writes: the operator watches it, the chart grants it."""
+
+    api_version: str
+    kind: str
+    plural: str
+
+    @property
+    def group(self) -> str:
+        return self.api_version.rsplit("/", 1)[0] if "/" in self.api_version else ""
+
+
+GATEWAY_ROUTES = (
+    OutputKind("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes"),
+    OutputKind("gateway.networking.k8s.io/v1", "TCPRoute", "tcproutes"),
+)
+
+
 class Translator(ABC):
     """One target mesh. Subclasses are stateless; state lives in the Emitter."""
 
     name: ClassVar[str]
     description: ClassVar[str]
+    # Every kind translate() may emit; checked against the golden outputs.
+    emits: ClassVar[tuple[OutputKind, ...]]
 
     def translate(self, inputs: Inputs, options: Options) -> TranslationResult:
         """Translate every SMI object in *inputs*."""

@@ -32,7 +32,7 @@ from typing import ClassVar
 from smi2mesh.findings import FindingReason
 from smi2mesh.model import HTTPMatch, Identity, TrafficSplit, TrafficTarget
 from smi2mesh.regex import MatchType, classify_path, classify_value, escape
-from smi2mesh.translators.base import Emitter, Grant, Obj, Translator, grants
+from smi2mesh.translators.base import GATEWAY_ROUTES, Emitter, Grant, Obj, OutputKind, Translator, grants
 from smi2mesh.translators.gateway_api import split_routes
 
 CILIUM_V2 = "cilium.io/v2"
@@ -105,6 +105,10 @@ class CiliumTranslator(Translator):
     name: ClassVar[str] = "cilium"
     description: ClassVar[str] = ("CiliumNetworkPolicy (L3/L4/L7 by ServiceAccount) and "
                                   "Gateway API (GAMMA) routes for splits")
+    emits: ClassVar[tuple[OutputKind, ...]] = (
+        *GATEWAY_ROUTES,
+        OutputKind("cilium.io/v2", "CiliumNetworkPolicy", "ciliumnetworkpolicies"),
+    )
 
     def split(self, ts: TrafficSplit, em: Emitter) -> None:
         # CiliumNetworkPolicy cannot split traffic; Cilium implements GAMMA routes.

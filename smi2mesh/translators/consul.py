@@ -35,7 +35,7 @@ from smi2mesh import weights
 from smi2mesh.findings import FindingReason
 from smi2mesh.model import HeaderMatch, HTTPMatch, Protocol, ServicePort, TrafficSplit, TrafficTarget
 from smi2mesh.regex import MatchType, classify_path, classify_value
-from smi2mesh.translators.base import Emitter, Grant, Obj, Translator, grants, split_matches
+from smi2mesh.translators.base import Emitter, Grant, Obj, OutputKind, Translator, grants, split_matches
 from smi2mesh.translators.gateway_api import is_tcp_only
 
 CONSUL_V1ALPHA1 = "consul.hashicorp.com/v1alpha1"
@@ -51,6 +51,12 @@ class ConsulTranslator(Translator):
 
     name: ClassVar[str] = "consul"
     description: ClassVar[str] = "Consul ServiceSplitter/ServiceRouter/ServiceIntentions (consul-k8s CRDs)"
+    emits: ClassVar[tuple[OutputKind, ...]] = (
+        OutputKind("consul.hashicorp.com/v1alpha1", "ServiceSplitter", "servicesplitters"),
+        OutputKind("consul.hashicorp.com/v1alpha1", "ServiceRouter", "servicerouters"),
+        OutputKind("consul.hashicorp.com/v1alpha1", "ServiceDefaults", "servicedefaults"),
+        OutputKind("consul.hashicorp.com/v1alpha1", "ServiceIntentions", "serviceintentions"),
+    )
 
     def split(self, ts: TrafficSplit, em: Emitter) -> None:
         ns, root = ts.meta.namespace, ts.service

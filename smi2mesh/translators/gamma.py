@@ -10,7 +10,7 @@ from typing import ClassVar
 
 from smi2mesh.findings import FindingReason
 from smi2mesh.model import TrafficSplit, TrafficTarget
-from smi2mesh.translators.base import Emitter, Translator
+from smi2mesh.translators.base import GATEWAY_ROUTES, Emitter, OutputKind, Translator
 from smi2mesh.translators.gateway_api import split_routes
 
 
@@ -19,6 +19,7 @@ class GammaTranslator(Translator):
 
     name: ClassVar[str] = "gamma"
     description: ClassVar[str] = "Gateway API HTTPRoute/TCPRoute with Service parentRefs"
+    emits: ClassVar[tuple[OutputKind, ...]] = GATEWAY_ROUTES
 
     def split(self, ts: TrafficSplit, em: Emitter) -> None:
         split_routes(ts, em)

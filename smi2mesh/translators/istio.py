@@ -25,6 +25,7 @@ from smi2mesh.regex import MatchType, Pattern, classify_path, classify_value
 from smi2mesh.translators.base import (
     Emitter,
     Obj,
+    OutputKind,
     Translator,
     fqdn,
     grants,
@@ -54,6 +55,10 @@ class IstioTranslator(Translator):
 
     name: ClassVar[str] = "istio"
     description: ClassVar[str] = "Istio VirtualService and AuthorizationPolicy (ALLOW, by pod labels)"
+    emits: ClassVar[tuple[OutputKind, ...]] = (
+        OutputKind("networking.istio.io/v1", "VirtualService", "virtualservices"),
+        OutputKind("security.istio.io/v1", "AuthorizationPolicy", "authorizationpolicies"),
+    )
 
     def split(self, ts: TrafficSplit, em: Emitter) -> None:
         ns = ts.meta.namespace

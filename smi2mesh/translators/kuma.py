@@ -33,6 +33,7 @@ from smi2mesh.translators.base import (
     Emitter,
     Grant,
     Obj,
+    OutputKind,
     Translator,
     expand_methods,
     grants,
@@ -123,6 +124,11 @@ class KumaTranslator(Translator):
     name: ClassVar[str] = "kuma"
     description: ClassVar[str] = (
         "Kuma MeshHTTPRoute/MeshTCPRoute on MeshServices, MeshTrafficPermission by SPIFFE ID")
+    emits: ClassVar[tuple[OutputKind, ...]] = (
+        OutputKind("kuma.io/v1alpha1", "MeshHTTPRoute", "meshhttproutes"),
+        OutputKind("kuma.io/v1alpha1", "MeshTCPRoute", "meshtcproutes"),
+        OutputKind("kuma.io/v1alpha1", "MeshTrafficPermission", "meshtrafficpermissions"),
+    )
 
     # ---- TrafficSplit ------------------------------------------------------
 

@@ -37,9 +37,11 @@ from smi2mesh.findings import FindingReason
 from smi2mesh.model import HTTPMatch, Protocol, TrafficSplit, TrafficTarget
 from smi2mesh.regex import re2_error
 from smi2mesh.translators.base import (
+    GATEWAY_ROUTES,
     Emitter,
     Grant,
     Obj,
+    OutputKind,
     Translator,
     grants,
     pod_selectors,
@@ -226,6 +228,13 @@ class LinkerdTranslator(Translator):
     description: ClassVar[str] = (
         "Gateway API routes for splits; Linkerd Server, HTTPRoute, AuthorizationPolicy and "
         "MeshTLSAuthentication for access"
+    )
+    emits: ClassVar[tuple[OutputKind, ...]] = (
+        *GATEWAY_ROUTES,
+        OutputKind("policy.linkerd.io/v1beta3", "Server", "servers"),
+        OutputKind("policy.linkerd.io/v1beta3", "HTTPRoute", "httproutes"),
+        OutputKind("policy.linkerd.io/v1alpha1", "AuthorizationPolicy", "authorizationpolicies"),
+        OutputKind("policy.linkerd.io/v1alpha1", "MeshTLSAuthentication", "meshtlsauthentications"),
     )
 
     def split(self, ts: TrafficSplit, em: Emitter) -> None:

@@ -38,7 +38,7 @@ from smi2mesh.model import (
     TrafficSplit,
     TrafficTarget,
 )
-from smi2mesh.translators.base import SOURCE_ANNOTATION, Emitter, Obj, Translator, source_ref
+from smi2mesh.translators.base import SOURCE_ANNOTATION, Emitter, Obj, OutputKind, Translator, source_ref
 
 SPLIT, ACCESS, SPECS, UDP = "split", "access", "specs", "udp"
 SERVED: Mapping[str, tuple[str, ...]] = {
@@ -106,6 +106,13 @@ class SmiTranslator(Translator):
 
     name: ClassVar[str] = "smi"
     description: ClassVar[str] = "SMI itself, re-emitted at the versions a mesh serves (OSM, Traefik, FSM)"
+    emits: ClassVar[tuple[OutputKind, ...]] = (
+        OutputKind("split.smi-spec.io/v1alpha4", "TrafficSplit", "trafficsplits"),
+        OutputKind("access.smi-spec.io/v1alpha3", "TrafficTarget", "traffictargets"),
+        OutputKind("specs.smi-spec.io/v1alpha4", "HTTPRouteGroup", "httproutegroups"),
+        OutputKind("specs.smi-spec.io/v1alpha4", "TCPRoute", "tcproutes"),
+        OutputKind("specs.smi-spec.io/v1alpha4", "UDPRoute", "udproutes"),
+    )
 
     def split(self, ts: TrafficSplit, em: Emitter) -> None:
         v = _Versions.of(em.options.smi_versions)

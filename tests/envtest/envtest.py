@@ -554,9 +554,7 @@ def _spawn(name: str, argv: list[str], directory: Path) -> _Proc:
     return _Proc(name, process.pid, argv[0], log_path)
 
 
-def _wait_until(
-    what: str, check: Any, procs: Sequence[_Proc], timeout: float, interval: float = 0.2
-) -> None:
+def _wait_until(what: str, check: Any, procs: Sequence[_Proc], timeout: float, interval: float = 0.2) -> None:
     deadline = time.monotonic() + timeout
     last_error = ""
     while True:
@@ -573,9 +571,7 @@ def _wait_until(
             last_error = str(error)
         if time.monotonic() > deadline:
             logs = "\n".join(f"--- {p.log}:\n{_tail(p.log, 15)}" for p in procs)
-            raise EnvtestError(
-                f"timed out after {timeout:.0f}s waiting for {what} {last_error}\n{logs}"
-            )
+            raise EnvtestError(f"timed out after {timeout:.0f}s waiting for {what} {last_error}\n{logs}")
         time.sleep(interval)
 
 
@@ -637,9 +633,7 @@ def start(
     kubeconfig = directory / "kubeconfig"
     write_kubeconfig(kubeconfig, server, pki, "admin", ADMIN_USER)
     kcm_kubeconfig = directory / "controller-manager.kubeconfig"
-    write_kubeconfig(
-        kcm_kubeconfig, server, pki, "controller-manager", "system:kube-controller-manager"
-    )
+    write_kubeconfig(kcm_kubeconfig, server, pki, "controller-manager", "system:kube-controller-manager")
 
     procs: list[_Proc] = []
     state: dict[str, Any] = {
@@ -650,9 +644,7 @@ def start(
 
     def record(proc: _Proc) -> None:
         procs.append(proc)
-        state["processes"].append(
-            {"name": proc.name, "pid": proc.pid, "executable": proc.executable}
-        )
+        state["processes"].append({"name": proc.name, "pid": proc.pid, "executable": proc.executable})
         (directory / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
 
     etcd_url = f"http://127.0.0.1:{ports['etcd']}"
@@ -714,9 +706,7 @@ def start(
         )
         ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
         ctx.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
-        _wait_until(
-            "kube-apiserver /readyz", lambda: _http_ok(f"{server}/readyz", ctx), procs, timeout
-        )
+        _wait_until("kube-apiserver /readyz", lambda: _http_ok(f"{server}/readyz", ctx), procs, timeout)
 
         record(
             _spawn(
@@ -828,9 +818,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands.add_parser("build", help="build or locate the binaries and print their folder")
     for name, text in (("start", "start the servers"), ("stop", "stop the servers")):
         sub = commands.add_parser(name, help=text)
-        sub.add_argument(
-            "--dir", type=Path, default=DEFAULT_DIR, help="state folder (default: ./.envtest)"
-        )
+        sub.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="state folder (default: ./.envtest)")
     args = parser.parse_args(argv)
     try:
         if args.command == "build":

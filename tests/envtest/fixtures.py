@@ -96,9 +96,7 @@ def _discover(http: KubeHTTP, group_version: str) -> dict[str, Resource]:
     return kinds
 
 
-def resource_for(
-    http: KubeHTTP, api_version: str, kind: str, wait: float = 10.0
-) -> Resource | None:
+def resource_for(http: KubeHTTP, api_version: str, kind: str, wait: float = 10.0) -> Resource | None:
     """Look up ``kind`` in discovery, waiting briefly for freshly added CRDs.
 
     A CRD can report Established a moment before its group shows up in
@@ -185,9 +183,7 @@ def apply_dry_run(api_client: kubernetes.client.ApiClient, obj: dict[str, Any]) 
     :class:`ApplyError` carrying the API error body when it is rejected.
     The object's namespace is created for real when missing.
     """
-    return server_side_apply(
-        http_for(api_client), obj, field_manager=DRY_RUN_FIELD_MANAGER, dry_run=True
-    )
+    return server_side_apply(http_for(api_client), obj, field_manager=DRY_RUN_FIELD_MANAGER, dry_run=True)
 
 
 # --------------------------------------------------------------------------
@@ -245,12 +241,7 @@ def upstream_crd_documents(root: Path) -> list[dict[str, Any]]:
 
 def crd_documents_in(folder: Path) -> list[dict[str, Any]]:
     """CRD documents of the ``*.yaml`` files directly in ``folder``."""
-    return [
-        doc
-        for path in sorted(folder.glob("*.yaml"))
-        for doc in _yaml_documents(path)
-        if _is_crd(doc)
-    ]
+    return [doc for path in sorted(folder.glob("*.yaml")) for doc in _yaml_documents(path) if _is_crd(doc)]
 
 
 def install_crds(http: KubeHTTP, crds: Iterable[Mapping[str, Any]]) -> list[str]:
@@ -263,16 +254,12 @@ def install_crds(http: KubeHTTP, crds: Iterable[Mapping[str, Any]]) -> list[str]
     pending = set(names)
     while pending:
         for name in sorted(pending):
-            response = http.request(
-                "GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}"
-            )
+            response = http.request("GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
             conditions = (response.json() or {}).get("status", {}).get("conditions", [])
             if any(c["type"] == "Established" and c["status"] == "True" for c in conditions):
                 pending.discard(name)
         if pending and time.monotonic() > deadline:
-            raise EnvtestError(
-                f"CRDs not Established after {CRD_ESTABLISH_TIMEOUT:.0f}s: {sorted(pending)}"
-            )
+            raise EnvtestError(f"CRDs not Established after {CRD_ESTABLISH_TIMEOUT:.0f}s: {sorted(pending)}")
         if pending:
             time.sleep(0.25)
     return names
@@ -319,9 +306,7 @@ def envtest(
     try:
         env = lib.start(directory, envtest_binaries)
     except EnvtestError as error:
-        pytest.fail(
-            f"envtest: cannot start the control plane in {directory}:\n{error}", pytrace=False
-        )
+        pytest.fail(f"envtest: cannot start the control plane in {directory}:\n{error}", pytrace=False)
     try:
         yield env
     finally:
@@ -346,9 +331,7 @@ def namespace(kube_api: kubernetes.client.ApiClient) -> Iterator[str]:
     """A fresh namespace for one test, deleted afterwards."""
     name = f"test-{secrets.token_hex(4)}"
     core = kubernetes.client.CoreV1Api(kube_api)
-    core.create_namespace(
-        kubernetes.client.V1Namespace(metadata=kubernetes.client.V1ObjectMeta(name=name))
-    )
+    core.create_namespace(kubernetes.client.V1Namespace(metadata=kubernetes.client.V1ObjectMeta(name=name)))
     try:
         yield name
     finally:
