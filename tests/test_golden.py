@@ -71,7 +71,7 @@ def test_translators_declare_every_kind_they_emit(mesh: str) -> None:
     """The operator's watches and the chart's RBAC come from ``emits``."""
     # The smi target writes whatever version is asked for: only group and kind are fixed.
     def key(api_version: str, kind: str) -> tuple[str, str]:
-        return (api_version.split("/")[0] if mesh == "smi" else api_version, kind)
+        return (api_version.split("/", maxsplit=1)[0] if mesh == "smi" else api_version, kind)
 
     declared = {key(k.api_version, k.kind) for k in TRANSLATORS[mesh].emits}
     emitted = {key(o["apiVersion"], o["kind"]) for c in golden.cases(mesh) for o in c.expected_objects()}
