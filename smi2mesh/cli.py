@@ -20,6 +20,7 @@ from typing import NoReturn, TextIO
 from smi2mesh import __version__, yamlio
 from smi2mesh.errors import InputError
 from smi2mesh.inputs import parse_documents
+from smi2mesh.operator.config import ConfigError, add_run_arguments, from_args
 from smi2mesh.translate import translate
 from smi2mesh.translators import TRANSLATORS, smi_native
 from smi2mesh.translators.base import Options
@@ -57,6 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="mesh trust domain used in identities (default: cluster.local)")
     tr.add_argument("--cluster-domain", default="cluster.local", metavar="D",
                     help="Kubernetes cluster domain used in Service FQDNs (default: cluster.local)")
+    run = sub.add_parser(
+        "run", help="run the operator: reconcile SMI objects into the chosen mesh",
+        description="Watch SMI objects and reconcile them into mesh objects with server-side "
+                    "apply. Uses in-cluster configuration, or KUBECONFIG outside a cluster.")
+    add_run_arguments(run)
     versions = tr.add_mutually_exclusive_group()
     versions.add_argument("--smi-profile", choices=list(smi_native.PROFILES), metavar="PROFILE",
                           help="with --mesh smi: the SMI versions a mesh serves: "
@@ -106,12 +112,27 @@ def run_translate(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stder
     return EXIT_OK
 
 
+def run_operator(args: argparse.Namespace) -> int:
+    """Run ``run``: validate the configuration, then hand over to the operator runtime."""
+    try:
+        config = from_args(args)
+    except ConfigError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return EXIT_USAGE
+    # Imported here: the offline CLI must not pay for kopf and the Kubernetes client.
+    from smi2mesh.operator import runtime  # noqa: PLC0415
+
+    return runtime.run(config)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``smi2mesh`` console script."""
     args = build_parser().parse_args(argv)
     try:
         if args.command == "translate":
             return run_translate(args, sys.stdin, sys.stdout, sys.stderr)
+        if args.command == "run":
+            return run_operator(args)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

@@ -72,13 +72,29 @@ def _model_schema(model: type[Any]) -> dict[str, Any]:
     return structural(raw, raw.get("$defs", {}))
 
 
-def version_schema(version: smi.Version) -> dict[str, Any]:
-    """openAPIV3Schema of one served version."""
+def _spec_schema(version: smi.Version) -> dict[str, Any]:
     spec = _model_schema(version.spec)
     spec.setdefault("properties", {})
     spec["type"] = "object"
     spec["x-kubernetes-preserve-unknown-fields"] = True
-    top = dict(spec["properties"])
+    return spec
+
+
+def version_schema(version: smi.Version) -> dict[str, Any]:
+    """openAPIV3Schema of one served version.
+
+    With ``conversion: None`` the API server prunes an object by the schema of
+    the version it is *read* in, whatever version wrote it. So the top level
+    of every version accepts the top-level fields of every version of the
+    kind (v1alpha1's ``specs`` must survive a read as v1alpha3); ``spec``
+    keeps unknown fields for the same reason.
+    """
+    spec = _spec_schema(version)
+    top: dict[str, Any] = {}
+    for other in smi.VERSIONS.values():
+        if other.kind is version.kind:
+            top.update(_spec_schema(other)["properties"])
+    top.update(spec["properties"])
     return {
         "type": "object",
         "description": f"{version.kind.value} {version.version}. Fields may sit under spec or, "

@@ -1,8 +1,12 @@
-"""Shared pytest configuration: the ``--update-golden`` flag."""
+"""Shared pytest configuration: the ``--update-golden`` flag and the envtest fixtures."""
 
 from __future__ import annotations
 
 import pytest
+
+# The real-API-server tier: kube-apiserver, etcd and kube-controller-manager
+# built from Go modules by scripts/envtest (see tests/envtest/).
+pytest_plugins = ["tests.envtest.fixtures"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -2,11 +2,11 @@
 
 Every object in ``tests/golden/<mesh>/<case>/output.yaml`` is server-side
 applied with ``dryRun=All`` and ``fieldValidation=Strict`` against the
-upstream CRDs, so unknown or misspelt fields, wrong types and the CRDs'
-OpenAPI and CEL rules are checked by the same code a cluster runs.  The SMI
-objects in each ``input.yaml`` are checked the same way against the
-project's own ``crds/``.  ``$SMI2MESH_GOLDEN_DIR`` overrides the golden
-folder.
+upstream mesh CRDs plus the project's SMI CRDs.  Unknown or misspelt fields,
+wrong types and the CRDs' OpenAPI and CEL rules are thus checked by the same
+code a cluster runs.  The SMI objects in each ``input.yaml`` are checked the
+same way against the project's own ``crds/``.  ``$SMI2MESH_GOLDEN_DIR``
+overrides the golden folder.
 """
 
 from __future__ import annotations
@@ -84,9 +84,9 @@ def test_golden_cases_exist() -> None:
 
 @pytest.mark.parametrize("case", CASES, ids=_case_id)
 def test_output_accepted_by_apiserver(
-    case: Path, kube_api: kubernetes.client.ApiClient, upstream_crds: list[str]
+    case: Path, kube_api: kubernetes.client.ApiClient, mesh_crds: list[str]
 ) -> None:
-    """Generated mesh objects pass strict validation against the upstream CRDs."""
+    """Generated objects pass strict validation against the upstream and project CRDs."""
     check_accepted(kube_api, load_objects(case / "output.yaml"))
 
 

@@ -19,6 +19,7 @@ import fcntl
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -214,7 +215,7 @@ def _build_into(names: Sequence[str], dest: Path, log: Any) -> None:
         if result.returncode != 0:
             raise EnvtestError(
                 f"go build failed (exit {result.returncode}) in {MODULE_DIR}\n"
-                f"command: {' '.join(command)}\n{result.stdout}"
+                f"command: {shlex.join(command)}\n{result.stdout}"
             )
         for name in names:
             os.replace(Path(scratch) / name, dest / name)
@@ -496,24 +497,27 @@ def read_state(directory: Path) -> dict[str, Any] | None:
     return state
 
 
-def _proc_matches(pid: int, executable: str, *, starting: bool = False) -> bool:
-    """True when ``pid`` is alive and still runs ``executable``.
+def _start_time(pid: int) -> int | None:
+    """Start time of a live process (clock ticks since boot); None if gone or a zombie.
 
-    Guards against killing an unrelated process that reused a recorded pid.
-    ``starting`` accepts an empty command line: Popen returns once exec has
-    begun, but the kernel fills in the new argv slightly later.
+    A pid plus its start time names one process for good: a recycled pid has
+    a later start time, and exec (wrapper scripts) does not change it.
     """
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
     except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return False
-    # Field 3 of /proc/<pid>/stat (after the parenthesised name) is the state;
-    # a zombie has exited and only waits for its parent to reap it.
-    if stat.rsplit(")", 1)[-1].split()[0] == "Z":
-        return False
-    argv0 = cmdline[0].decode(errors="replace")
-    return argv0 == executable or (starting and argv0 == "")
+        return None
+    # Fields after the parenthesised command name start at field 3 (state);
+    # starttime is field 22.  A zombie has exited and only awaits reaping.
+    fields = stat.rsplit(")", 1)[-1].split()
+    if fields[0] == "Z":
+        return None
+    return int(fields[19])
+
+
+def _alive(pid: int, started: int) -> bool:
+    """True while the process recorded as (``pid``, ``started``) runs."""
+    return _start_time(pid) == started
 
 
 def _tail(path: Path, lines: int = 40) -> str:
@@ -528,7 +532,7 @@ def _tail(path: Path, lines: int = 40) -> str:
 class _Proc:
     name: str
     pid: int
-    executable: str
+    started: int
     log: Path
 
 
@@ -548,10 +552,13 @@ def _spawn(name: str, argv: list[str], directory: Path) -> _Proc:
             close_fds=True,
         )
     (directory / f"{name}.pid").write_text(f"{process.pid}\n", encoding="utf-8")
+    # A child that already died is a zombie here and gets -1, which the
+    # readiness wait then reports as "exited" together with its log.
+    started = _start_time(process.pid)
     # The Popen object is dropped on purpose; stop() finds the pid in the
     # state file.  Mark it reaped-by-someone-else so Python does not warn.
     process.returncode = 0
-    return _Proc(name, process.pid, argv[0], log_path)
+    return _Proc(name, process.pid, started if started is not None else -1, log_path)
 
 
 def _wait_until(what: str, check: Any, procs: Sequence[_Proc], timeout: float, interval: float = 0.2) -> None:
@@ -559,7 +566,7 @@ def _wait_until(what: str, check: Any, procs: Sequence[_Proc], timeout: float, i
     last_error = ""
     while True:
         for proc in procs:
-            if not _proc_matches(proc.pid, proc.executable, starting=True):
+            if not _alive(proc.pid, proc.started):
                 raise EnvtestError(
                     f"{proc.name} exited while waiting for {what}; "
                     f"last lines of {proc.log}:\n{_tail(proc.log)}"
@@ -613,6 +620,13 @@ def start(
     log = sys.stderr if log is None else log
     directory = directory.resolve()
     directory.mkdir(parents=True, exist_ok=True)
+    # Two starts racing in one folder would both pass the running() check and
+    # overwrite each other's state, leaving servers no stop() can find.
+    with _lock(directory / ".lock"):
+        return _start_locked(directory, binaries, timeout, log)
+
+
+def _start_locked(directory: Path, binaries: Binaries | None, timeout: float, log: Any) -> Environment:
     if running(directory):
         raise EnvtestError(f"envtest already running in {directory}; stop it first")
     binaries = binaries or ensure_binaries(log)
@@ -644,7 +658,7 @@ def start(
 
     def record(proc: _Proc) -> None:
         procs.append(proc)
-        state["processes"].append({"name": proc.name, "pid": proc.pid, "executable": proc.executable})
+        state["processes"].append({"name": proc.name, "pid": proc.pid, "started": proc.started})
         (directory / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
 
     etcd_url = f"http://127.0.0.1:{ports['etcd']}"
@@ -748,7 +762,7 @@ def start(
             timeout,
         )
     except BaseException:
-        stop(directory, log=log)
+        _stop_locked(directory, 20.0, log)
         raise
     return Environment(directory, kubeconfig, server)
 
@@ -758,7 +772,7 @@ def running(directory: Path) -> bool:
     state = read_state(directory)
     if state is None:
         return False
-    return any(_proc_matches(p["pid"], p["executable"]) for p in state.get("processes", []))
+    return any(_alive(int(p["pid"]), int(p["started"])) for p in state.get("processes", []))
 
 
 def stop(directory: Path, timeout: float = 20.0, log: Any = None) -> list[str]:
@@ -768,25 +782,32 @@ def stop(directory: Path, timeout: float = 20.0, log: Any = None) -> list[str]:
     """
     log = sys.stderr if log is None else log
     directory = directory.resolve()
+    if not directory.is_dir():
+        return []
+    with _lock(directory / ".lock"):
+        return _stop_locked(directory, timeout, log)
+
+
+def _stop_locked(directory: Path, timeout: float, log: Any) -> list[str]:
     state = read_state(directory)
     if state is None:
         return []
     stopped: list[str] = []
     for proc in reversed(state.get("processes", [])):
-        pid, executable = int(proc["pid"]), str(proc["executable"])
-        if not _proc_matches(pid, executable):
+        pid, started = int(proc["pid"]), int(proc["started"])
+        if not _alive(pid, started):
             continue
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
         stopped.append(proc["name"])
         deadline = time.monotonic() + timeout
-        while _proc_matches(pid, executable) and time.monotonic() < deadline:
+        while _alive(pid, started) and time.monotonic() < deadline:
             time.sleep(0.1)
-        if _proc_matches(pid, executable):
+        if _alive(pid, started):
             print(f"envtest: {proc['name']} ignored SIGTERM; killing it", file=log)
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            while _proc_matches(pid, executable):
+            while _alive(pid, started):
                 time.sleep(0.05)
         _reap(pid)
     (directory / STATE_FILE).unlink(missing_ok=True)

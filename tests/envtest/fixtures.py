@@ -80,6 +80,9 @@ class Resource:
 
 
 _DISCOVERY: dict[tuple[str, str], dict[str, Resource]] = {}
+# Kinds already found unserved, so a golden file full of them fails fast;
+# cleared whenever a CRD is applied through server_side_apply.
+_UNSERVED: set[tuple[str, str, str]] = set()
 
 
 def _discover(http: KubeHTTP, group_version: str) -> dict[str, Resource]:
@@ -96,7 +99,7 @@ def _discover(http: KubeHTTP, group_version: str) -> dict[str, Resource]:
     return kinds
 
 
-def resource_for(http: KubeHTTP, api_version: str, kind: str, wait: float = 10.0) -> Resource | None:
+def resource_for(http: KubeHTTP, api_version: str, kind: str, wait: float = 3.0) -> Resource | None:
     """Look up ``kind`` in discovery, waiting briefly for freshly added CRDs.
 
     A CRD can report Established a moment before its group shows up in
@@ -104,16 +107,17 @@ def resource_for(http: KubeHTTP, api_version: str, kind: str, wait: float = 10.0
     Returns None when the kind is not served.
     """
     key = (http.server, api_version)
+    found = _DISCOVERY.get(key, {}).get(kind)
+    if found is not None or (*key, kind) in _UNSERVED:
+        return found
     deadline = time.monotonic() + wait
     while True:
-        found = _DISCOVERY.get(key, {}).get(kind)
-        if found is not None:
-            return found
         _DISCOVERY[key] = _discover(http, api_version)
         found = _DISCOVERY[key].get(kind)
         if found is not None:
             return found
         if time.monotonic() > deadline:
+            _UNSERVED.add((*key, kind))
             return None
         time.sleep(0.25)
 
@@ -172,6 +176,10 @@ def server_side_apply(
         except ValueError:
             body = response.body.decode(errors="replace")
         raise ApplyError(obj, response.status, body)
+    if _is_crd(obj) and not dry_run:
+        # A new or changed CRD changes what discovery serves.
+        _DISCOVERY.clear()
+        _UNSERVED.clear()
     return response.warnings
 
 
@@ -290,7 +298,10 @@ def envtest_binaries() -> lib.Binaries:
     try:
         return lib.ensure_binaries()
     except EnvtestError as error:
-        pytest.fail(f"envtest: cannot build the control plane binaries:\n{error}", pytrace=False)
+        failure = str(error)
+    # Failing outside the except block keeps pytest from printing the
+    # message twice as a chained exception.
+    pytest.fail(f"envtest: cannot build the control plane binaries:\n{failure}", pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -306,11 +317,14 @@ def envtest(
     try:
         env = lib.start(directory, envtest_binaries)
     except EnvtestError as error:
-        pytest.fail(f"envtest: cannot start the control plane in {directory}:\n{error}", pytrace=False)
-    try:
-        yield env
-    finally:
-        lib.stop(directory)
+        failure = str(error)
+    else:
+        try:
+            yield env
+        finally:
+            lib.stop(directory)
+        return
+    pytest.fail(f"envtest: cannot start the control plane in {directory}:\n{failure}", pytrace=False)
 
 
 @pytest.fixture(scope="session")

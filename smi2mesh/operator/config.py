@@ -1,0 +1,123 @@
+"""Operator configuration: ``smi2mesh run`` flags, each also readable from the environment.
+
+Helm sets environment variables (``SMI2MESH_MESH``, ...); a flag on the
+command line wins over its variable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from smi2mesh.translators import TRANSLATORS
+
+# The operator never reconciles the smi target: it would write SMI objects
+# derived from SMI objects, which it would then read again.
+OPERATOR_MESHES = tuple(m for m in TRANSLATORS if m != "smi")
+MESH_LABEL = "smi2mesh.io/mesh"
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message names it."""
+
+
+@dataclass(frozen=True)
+class OperatorConfig:
+    """Everything ``smi2mesh run`` needs to know."""
+
+    mesh: str
+    namespaces: tuple[str, ...] = ()  # empty: all namespaces
+    trust_domain: str = "cluster.local"
+    cluster_domain: str = "cluster.local"
+    enabled_meshes: frozenset[str] = field(default_factory=frozenset)
+    metrics_port: int = 8080
+    health_port: int = 8081
+    peering: str = ""  # kopf peering name; empty: standalone
+    log_level: str = "info"
+    resync_seconds: float = 300.0
+    # How often served kinds are re-read, so mesh CRDs installed later are used.
+    discovery_seconds: float = 15.0
+
+    @property
+    def all_namespaces(self) -> bool:
+        return not self.namespaces
+
+    @property
+    def meshes(self) -> frozenset[str]:
+        """Meshes whose objects the operator may write (and so watches)."""
+        return self.enabled_meshes | {self.mesh}
+
+
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``run`` subcommand's flags."""
+    parser.add_argument("--mesh", metavar="TARGET",
+                        help=f"default target mesh: {', '.join(OPERATOR_MESHES)} [SMI2MESH_MESH]")
+    scope = parser.add_mutually_exclusive_group()
+    scope.add_argument("--namespace", action="append", default=[], metavar="NS",
+                       help="watch this namespace; repeatable [SMI2MESH_NAMESPACES, comma-separated]")
+    scope.add_argument("-A", "--all-namespaces", action="store_true",
+                       help="watch every namespace (the default) [SMI2MESH_ALL_NAMESPACES]")
+    parser.add_argument("--trust-domain", metavar="D", help="mesh trust domain [SMI2MESH_TRUST_DOMAIN]")
+    parser.add_argument("--cluster-domain", metavar="D", help="cluster domain [SMI2MESH_CLUSTER_DOMAIN]")
+    parser.add_argument("--enable-mesh", action="append", default=[], metavar="MESH",
+                        help="another mesh namespaces or objects may select with the "
+                             f"{MESH_LABEL} label/annotation; repeatable [SMI2MESH_ENABLED_MESHES]")
+    parser.add_argument("--metrics-port", type=int, metavar="P",
+                        help="Prometheus /metrics port (default 8080) [SMI2MESH_METRICS_PORT]")
+    parser.add_argument("--health-port", type=int, metavar="P",
+                        help="/healthz and /readyz port (default 8081) [SMI2MESH_HEALTH_PORT]")
+    parser.add_argument("--peering", metavar="NAME",
+                        help="kopf peering name, to guard against a second copy [SMI2MESH_PEERING]")
+    parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"],
+                        help="log level (default info) [SMI2MESH_LOG_LEVEL]")
+
+
+def _split(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _port(value: object, name: str) -> int:
+    try:
+        port = int(str(value))
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {value!r} is not a port number") from exc
+    if not 1 <= port <= 65535:
+        raise ConfigError(f"{name}: {port} is out of range 1-65535")
+    return port
+
+
+def from_args(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> OperatorConfig:
+    """Merge flags and environment into a validated config; raise ConfigError naming the bad value."""
+    env = os.environ if env is None else env
+    mesh = args.mesh or env.get("SMI2MESH_MESH", "")
+    if not mesh:
+        raise ConfigError("--mesh (or SMI2MESH_MESH) is required")
+    if mesh == "smi":
+        raise ConfigError("--mesh smi is for the offline CLI only: the operator would write SMI "
+                          "objects derived from SMI objects; use `smi2mesh translate --mesh smi`")
+    if mesh not in OPERATOR_MESHES:
+        raise ConfigError(f"--mesh: unknown mesh {mesh!r}; choose one of {', '.join(OPERATOR_MESHES)}")
+    enabled = list(args.enable_mesh) or _split(env.get("SMI2MESH_ENABLED_MESHES", ""))
+    for m in enabled:
+        if m not in OPERATOR_MESHES:
+            raise ConfigError(f"--enable-mesh: unknown mesh {m!r}; choose from {', '.join(OPERATOR_MESHES)}")
+    namespaces: Sequence[str] = args.namespace
+    all_ns = args.all_namespaces or env.get("SMI2MESH_ALL_NAMESPACES", "").lower() == "true"
+    if not namespaces and not all_ns:
+        namespaces = _split(env.get("SMI2MESH_NAMESPACES", ""))
+    level = args.log_level or env.get("SMI2MESH_LOG_LEVEL", "info")
+    if level not in ("debug", "info", "warning", "error"):
+        raise ConfigError(f"SMI2MESH_LOG_LEVEL: unknown level {level!r}")
+    return OperatorConfig(
+        mesh=mesh,
+        namespaces=tuple(dict.fromkeys(namespaces)),
+        trust_domain=args.trust_domain or env.get("SMI2MESH_TRUST_DOMAIN", "cluster.local"),
+        cluster_domain=args.cluster_domain or env.get("SMI2MESH_CLUSTER_DOMAIN", "cluster.local"),
+        enabled_meshes=frozenset(enabled),
+        metrics_port=_port(args.metrics_port or env.get("SMI2MESH_METRICS_PORT", 8080), "--metrics-port"),
+        health_port=_port(args.health_port or env.get("SMI2MESH_HEALTH_PORT", 8081), "--health-port"),
+        peering=args.peering or env.get("SMI2MESH_PEERING", ""),
+        log_level=level,
+    )

@@ -1,0 +1,215 @@
+"""The operator's calls to the Kubernetes API: list, create, apply, delete, status, events.
+
+A thin, blocking layer over the official client's REST machinery (the
+reconciler runs it in worker threads). Errors carry meaning:
+:class:`TransientApiError` (429, 5xx, connection failures) is retried with
+backoff by the caller; :class:`ApiError` is anything else and is reported.
+"""
+
+from __future__ import annotations
+
+import collections
+import datetime
+import json
+import logging
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import kubernetes
+import urllib3
+
+from smi2mesh.translators.base import MANAGER
+
+log = logging.getLogger("smi2mesh.kube")
+TIMEOUT = 30.0
+
+
+class ApiError(Exception):
+    """The API server refused a request."""
+
+    def __init__(self, status: int, body: Any, what: str) -> None:
+        self.status = status
+        self.body = body
+        reason = body.get("message") if isinstance(body, Mapping) else str(body)
+        super().__init__(f"{what}: HTTP {status}: {reason}")
+
+
+class TransientApiError(ApiError):
+    """Worth retrying: throttling, server errors, a lost connection."""
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """An API resource: group/version and plural, namespaced or not."""
+
+    group: str
+    version: str
+    plural: str
+    kind: str
+    namespaced: bool = True
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    def path(self, namespace: str | None = None, name: str | None = None, sub: str = "") -> str:
+        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+        if self.namespaced and namespace:
+            base += f"/namespaces/{namespace}"
+        base += f"/{self.plural}"
+        if name:
+            base += f"/{name}"
+        if sub:
+            base += f"/{sub}"
+        return base
+
+
+class Kube:
+    """Blocking API calls with one shared client, safe to use from several threads."""
+
+    def __init__(self, api: kubernetes.client.ApiClient) -> None:
+        self.api = api
+        self.writes = 0  # counted for tests and the no-churn benchmark
+        self.recent_writes: collections.deque[str] = collections.deque(maxlen=100)
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_environment(cls) -> Kube:
+        """In-cluster configuration, else KUBECONFIG."""
+        try:
+            kubernetes.config.load_incluster_config()  # type: ignore[no-untyped-call]
+        except kubernetes.config.ConfigException:
+            kubernetes.config.load_kube_config()  # type: ignore[no-untyped-call]
+        return cls(kubernetes.client.ApiClient(pool_threads=4))
+
+    def request(self, method: str, path: str, *, query: list[tuple[str, str]] | None = None,
+                body: Any = None, content_type: str = "application/json",
+                what: str = "") -> tuple[int, Any]:
+        """One HTTP request; returns (status, decoded body). 404 is returned, not raised."""
+        headers = {"Content-Type": content_type, "Accept": "application/json"}
+        try:
+            m, url, hdrs, data, _ = self.api.param_serialize(
+                method, path, query_params=query or [], header_params=headers, body=body,
+                auth_settings=["BearerToken"])
+            resp = self.api.call_api(m, url, hdrs, data, _request_timeout=TIMEOUT)
+            resp.read()  # type: ignore[no-untyped-call]
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise TransientApiError(0, str(exc), what or f"{method} {path}") from exc
+        try:
+            decoded = json.loads(resp.data) if resp.data else None
+        except ValueError:
+            decoded = resp.data.decode("utf-8", "replace") if isinstance(resp.data, bytes) else None
+        status = int(resp.status)
+        if method != "GET" and status < 400:
+            with self._lock:
+                self.writes += 1
+                self.recent_writes.append(f"{method} {path}")
+        if status == 404 and method in ("GET", "DELETE"):
+            return status, decoded
+        if status == 429 or status >= 500:
+            raise TransientApiError(status, decoded, what or f"{method} {path}")
+        if status >= 400:
+            raise ApiError(status, decoded, what or f"{method} {path}")
+        return status, decoded
+
+    # ---- reads ---------------------------------------------------------------
+
+    def served(self, group_version: str) -> dict[str, Resource] | None:
+        """Resources served by one group/version, by kind; None when it is not served."""
+        group, _, version = group_version.rpartition("/")
+        path = f"/apis/{group_version}" if group else f"/api/{version}"
+        status, body = self.request("GET", path, what=f"discover {group_version}")
+        if status == 404 or not isinstance(body, Mapping):
+            return None
+        out: dict[str, Resource] = {}
+        for r in body.get("resources", []):
+            if "/" not in r["name"]:
+                out[r["kind"]] = Resource(group, version, r["name"], r["kind"], r["namespaced"])
+        return out
+
+    def preferred(self, group: str) -> str | None:
+        """The preferred served version of an API group."""
+        status, body = self.request("GET", f"/apis/{group}", what=f"discover {group}")
+        if status == 404 or not isinstance(body, Mapping):
+            return None
+        pref = body.get("preferredVersion") or {}
+        version = pref.get("version")
+        return str(version) if version else None
+
+    def list(self, res: Resource, namespace: str | None = None) -> list[dict[str, Any]]:
+        """Every object of *res* (in *namespace*, or everywhere)."""
+        items: list[dict[str, Any]] = []
+        cont = ""
+        while True:
+            query = [("limit", "500")] + ([("continue", cont)] if cont else [])
+            status, body = self.request("GET", res.path(namespace), query=query, what=f"list {res.plural}")
+            if status == 404 or not isinstance(body, Mapping):
+                return items
+            for item in body.get("items") or []:
+                item.setdefault("apiVersion", res.api_version)
+                item.setdefault("kind", res.kind)
+                items.append(item)
+            cont = (body.get("metadata") or {}).get("continue") or ""
+            if not cont:
+                return items
+
+    def get(self, res: Resource, namespace: str | None, name: str) -> dict[str, Any] | None:
+        status, body = self.request("GET", res.path(namespace, name), what=f"get {res.plural}/{name}")
+        return None if status == 404 else body
+
+    # ---- writes ----------------------------------------------------------------
+
+    def create(self, res: Resource, obj: Mapping[str, Any]) -> dict[str, Any]:
+        """Create; a 409 (someone else's object appeared) surfaces as ApiError."""
+        meta = obj["metadata"]
+        _, body = self.request("POST", res.path(meta.get("namespace")), query=[("fieldManager", MANAGER)],
+                               body=obj, what=f"create {res.kind} {meta.get('namespace')}/{meta['name']}")
+        return dict(body or {})
+
+    def apply(self, res: Resource, obj: Mapping[str, Any]) -> dict[str, Any]:
+        """Server-side apply with our field manager, forcing conflicts on fields of objects we own."""
+        meta = obj["metadata"]
+        _, body = self.request(
+            "PATCH", res.path(meta.get("namespace"), meta["name"]),
+            query=[("fieldManager", MANAGER), ("force", "true")], body=obj,
+            content_type="application/apply-patch+yaml",
+            what=f"apply {res.kind} {meta.get('namespace')}/{meta['name']}")
+        return dict(body or {})
+
+    def delete(self, res: Resource, namespace: str, name: str, uid: str) -> None:
+        """Delete exactly the object we saw (a uid precondition), nothing recreated since."""
+        self.request("DELETE", res.path(namespace, name),
+                     body={"kind": "DeleteOptions", "apiVersion": "v1",
+                           "preconditions": {"uid": uid}, "propagationPolicy": "Background"},
+                     what=f"delete {res.kind} {namespace}/{name}")
+
+    def patch_status(self, res: Resource, namespace: str, name: str,
+                     status: Mapping[str, Any]) -> bool:
+        """Merge-patch ``status``; False when the resource has no status subresource."""
+        code, _ = self.request("PATCH", res.path(namespace, name, "status"), body={"status": status},
+                               content_type="application/merge-patch+json",
+                               query=[("fieldManager", MANAGER)],
+                               what=f"status {res.kind} {namespace}/{name}")
+        return code != 404
+
+    def event(self, involved: Mapping[str, Any], reason: str, message: str, type_: str = "Warning") -> None:
+        """Post a core/v1 Event about *involved* (best effort: events are advisory)."""
+        meta = involved["metadata"]
+        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        body = {
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "involvedObject": {"apiVersion": involved["apiVersion"], "kind": involved["kind"],
+                               "name": meta["name"], "namespace": meta["namespace"],
+                               "uid": meta.get("uid", "")},
+            "reason": reason, "message": message[:1024], "type": type_,
+            "source": {"component": MANAGER}, "reportingComponent": MANAGER,
+            "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+        }
+        try:
+            self.request("POST", f"/api/v1/namespaces/{meta['namespace']}/events", body=body,
+                         what="post event")
+        except ApiError as exc:
+            log.warning("event not posted: %s", exc)

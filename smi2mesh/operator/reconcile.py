@@ -1,0 +1,422 @@
+"""Reconcile one namespace: from the cached state to API writes, level-based.
+
+Every pass recomputes the namespace from scratch:
+
+1. parse each SMI object in the version it was written in;
+2. pick each TrafficSplit/TrafficTarget's mesh (object annotation, then
+   namespace label ``smi2mesh.io/mesh``, then ``--mesh``);
+3. translate each mesh's share with the same :func:`translate` the CLI uses;
+4. compare desired objects with live ones on the fields we set, and plan
+   creates and server-side applies only where they differ (no churn);
+5. after those succeed, delete objects we own that are no longer desired;
+6. write status conditions and events where they changed.
+
+"Ours" means: labelled ``app.kubernetes.io/managed-by: smi2mesh`` *and*
+owned (ownerReference uid) by a live SMI object of the namespace, so a
+look-alike label on a foreign object is not enough to be touched. An
+object of the same name that is not ours is a conflict: it is never
+written, and the SMI object says so.
+"""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from deepdiff import DeepDiff
+
+from smi2mesh import inputs as inputs_mod
+from smi2mesh.errors import Problem
+from smi2mesh.findings import Finding, FindingReason
+from smi2mesh.model import Inputs, SmiObject
+from smi2mesh.operator.config import MESH_LABEL, OperatorConfig
+from smi2mesh.operator.kube import ApiError, Kube, Resource, TransientApiError
+from smi2mesh.operator.store import CONTEXT_KINDS, SMI_KINDS, VERSION_KEY, Body, Key, Store
+from smi2mesh.status import ConditionStatus, ConditionType
+from smi2mesh.translate import translate
+from smi2mesh.translators import TRANSLATORS
+from smi2mesh.translators.base import MANAGED_BY, MANAGER, SOURCE_ANNOTATION, Options
+
+log = logging.getLogger("smi2mesh.reconcile")
+POLICY_KINDS = frozenset(("TrafficSplit", "TrafficTarget"))
+KEY_OF_KIND: Mapping[str, Key] = {kind: key for key, kind in SMI_KINDS.items()}
+_REF_REASONS = frozenset((FindingReason.UNRESOLVED_REFERENCE, FindingReason.AMBIGUOUS_SELECTOR))
+MAX_MESSAGE = 2048
+
+
+def output_resources(config: OperatorConfig) -> dict[tuple[str, str], Key]:
+    """(apiVersion, kind) -> watch key of every kind the enabled meshes write."""
+    out: dict[tuple[str, str], Key] = {}
+    for mesh in sorted(config.meshes):
+        for k in TRANSLATORS[mesh].emits:
+            out[(k.api_version, k.kind)] = (k.group, k.plural)
+    return out
+
+
+# ---- comparing desired and live ----------------------------------------------
+
+
+def _project(live: Any, desired: Any) -> Any:
+    """*live* cut down to the shape of *desired*: the fields we set, nothing else.
+
+    Fields the API server defaulted or another manager added are not ours,
+    so they must not count as drift.
+    """
+    if isinstance(desired, dict) and isinstance(live, dict):
+        return {k: _project(live[k], v) for k, v in desired.items() if k in live}
+    if isinstance(desired, list) and isinstance(live, list) and len(live) == len(desired):
+        return [_project(x, d) for x, d in zip(live, desired, strict=True)]
+    return live
+
+
+def _owned_part(obj: Mapping[str, Any]) -> dict[str, Any]:
+    meta = obj.get("metadata") or {}
+    out = {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
+    out["metadata"] = {k: meta[k] for k in ("labels", "annotations", "ownerReferences") if k in meta}
+    return out
+
+
+def drift(desired: Mapping[str, Any], live: Mapping[str, Any]) -> DeepDiff:
+    """Differences on the fields we own; empty when the live object is up to date."""
+    mine = _owned_part(desired)
+    return DeepDiff(mine, _project(_owned_part(live), mine), ignore_numeric_type_changes=True)
+
+
+def is_ours(live: Mapping[str, Any], smi_uids: set[str]) -> bool:
+    """Labelled as ours and owned by one of this namespace's SMI objects."""
+    meta = live.get("metadata") or {}
+    if (meta.get("labels") or {}).get(MANAGED_BY) != MANAGER:
+        return False
+    return any(ref.get("uid") in smi_uids for ref in meta.get("ownerReferences") or [])
+
+
+def _sources(obj: Mapping[str, Any]) -> list[str]:
+    note = ((obj.get("metadata") or {}).get("annotations") or {}).get(SOURCE_ANNOTATION, "")
+    return [s for s in note.split(",") if s]
+
+
+# ---- the plan ----------------------------------------------------------------------
+
+
+@dataclass
+class Write:
+    """One create, apply or delete."""
+
+    verb: str  # "create" | "apply" | "delete"
+    resource: Resource
+    obj: Body
+    sources: list[str]
+    diff: str = ""
+
+
+@dataclass
+class Outcome:
+    """What happened to one SMI object in this pass, for its status."""
+
+    body: Body
+    key: Key
+    parsed: SmiObject | None = None
+    problems: list[Problem] = field(default_factory=list)
+    mesh: str = ""
+    findings: list[Finding] = field(default_factory=list)
+    generated: list[Body] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+    missing_crds: set[str] = field(default_factory=set)
+    failures: list[str] = field(default_factory=list)
+    mesh_error: str = ""
+
+    @property
+    def ref(self) -> str:
+        meta = self.body["metadata"]
+        return f"{SMI_KINDS[self.key]}/{meta['namespace']}/{meta['name']}"
+
+
+@dataclass
+class Plan:
+    """Everything one pass over a namespace decided."""
+
+    namespace: str
+    writes: list[Write] = field(default_factory=list)
+    deletes: list[Write] = field(default_factory=list)
+    outcomes: dict[str, Outcome] = field(default_factory=dict)
+    managed: dict[str, int] = field(default_factory=dict)
+
+
+class Parser:
+    """Parses bodies into the model, cached by uid and resourceVersion."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[str, str, str], tuple[object | None, list[Problem]]] = {}
+
+    def parse(self, body: Body) -> tuple[object | None, list[Problem]]:
+        meta = body.get("metadata") or {}
+        version = str(body.get(VERSION_KEY) or body.get("apiVersion"))
+        cache_key = (str(meta.get("uid") or meta.get("name")), str(meta.get("resourceVersion")), version)
+        hit = self._cache.get(cache_key)
+        if hit is None:
+            raw = {k: v for k, v in body.items() if k not in (VERSION_KEY, "status")}
+            raw["apiVersion"] = version
+            hit = inputs_mod.parse_document(raw)
+            if len(self._cache) > 200_000:
+                self._cache.clear()
+            self._cache[cache_key] = hit
+        return hit
+
+    def forget(self, live_keys: set[tuple[str, str, str]]) -> None:
+        """Drop entries of objects that are gone, so memory follows the cluster."""
+        for k in [k for k in self._cache if k not in live_keys]:
+            del self._cache[k]
+
+
+def mesh_of(body: Body, namespace_labels: Mapping[str, str], config: OperatorConfig) -> str:
+    """Object annotation, then namespace label, then the default mesh."""
+    note = ((body.get("metadata") or {}).get("annotations") or {}).get(MESH_LABEL)
+    return str(note or namespace_labels.get(MESH_LABEL) or config.mesh)
+
+
+def plan_namespace(namespace: str, store: Store, config: OperatorConfig, parser: Parser,
+                   served: Callable[[str, str], Resource | None]) -> Plan:
+    """Decide the writes for one namespace from the cache alone."""
+    plan = Plan(namespace)
+    ns_labels = store.namespace_labels(namespace)
+    smi_uids: set[str] = set()
+    by_mesh: dict[str, list[SmiObject]] = {}
+    routes: list[SmiObject] = []
+    for key in SMI_KINDS:
+        for body in store.in_namespace(key, namespace).values():
+            out = Outcome(body, key)
+            plan.outcomes[out.ref] = out
+            smi_uids.add(str(body["metadata"].get("uid", "")))
+            obj, problems = parser.parse(body)
+            out.problems = problems
+            if not isinstance(obj, SmiObject):
+                continue
+            out.parsed = obj
+            if SMI_KINDS[key] not in POLICY_KINDS:
+                routes.append(obj)
+                continue
+            mesh = mesh_of(body, ns_labels, config)
+            out.mesh = mesh
+            if mesh not in config.meshes:
+                out.mesh_error = (f"mesh {mesh!r} is not enabled in this operator "
+                                  f"(enabled: {', '.join(sorted(config.meshes))})")
+                continue
+            by_mesh.setdefault(mesh, []).append(obj)
+    context = [c for key in CONTEXT_KINDS for body in store.in_namespace(key, namespace).values()
+               for c in [parser.parse(body)[0]] if c is not None]
+    desired: dict[tuple[str, str, str], tuple[Body, str]] = {}
+    options = Options(trust_domain=config.trust_domain, cluster_domain=config.cluster_domain)
+    for mesh, policy in sorted(by_mesh.items()):
+        result = translate(Inputs.of([*policy, *routes, *context]), mesh, options)
+        for f in result.findings:
+            target = plan.outcomes.get(f"{f.kind}/{f.namespace}/{f.name}")
+            if target is not None and f not in target.findings:
+                target.findings.append(f)
+        for obj in result.objects:
+            obj["metadata"]["labels"][MESH_LABEL] = mesh
+            obj["metadata"]["ownerReferences"] = _owner_refs(obj, plan)
+            okey = (obj["apiVersion"].split("/")[0], obj["kind"], obj["metadata"]["name"])
+            desired[okey] = (obj, mesh)
+    # Objects whose SMI object became invalid keep their last good output.
+    frozen = {ref for ref, out in plan.outcomes.items() if out.problems}
+    watched = output_resources(config)
+    live: dict[tuple[str, str, str], Body] = {}
+    for (api_version, kind), wkey in watched.items():
+        for name, body in store.in_namespace(wkey, namespace).items():
+            live[(api_version.split("/")[0], kind, name)] = body
+    for dkey, (obj, _mesh) in sorted(desired.items()):
+        sources = _sources(obj)
+        outcomes = [plan.outcomes[s] for s in sources if s in plan.outcomes]
+        res = served(obj["apiVersion"], obj["kind"])
+        if res is None:
+            for o in outcomes:
+                o.missing_crds.add(f"{obj['kind']}.{obj['apiVersion'].split('/')[0]}")
+            continue
+        current = live.get(dkey)
+        if current is not None and not is_ours(current, smi_uids):
+            for o in outcomes:
+                o.conflicts.append(f"{obj['kind']} {namespace}/{obj['metadata']['name']} exists "
+                                   "and is not managed by smi2mesh; left unchanged")
+            continue
+        for o in outcomes:
+            o.generated.append(obj)
+        plan.managed[obj["kind"]] = plan.managed.get(obj["kind"], 0) + 1
+        if current is None:
+            plan.writes.append(Write("create", res, obj, sources))
+            continue
+        diff = drift(obj, current)
+        if diff:
+            plan.writes.append(Write("apply", res, obj, sources, diff=_short(diff)))
+    for lkey, body in sorted(live.items()):
+        if lkey in desired or not is_ours(body, smi_uids):
+            continue
+        sources = _sources(body)
+        if any(s in frozen for s in sources):
+            plan.managed[body["kind"]] = plan.managed.get(body["kind"], 0) + 1
+            continue
+        res = served(body["apiVersion"], body["kind"])
+        if res is not None:
+            plan.deletes.append(Write("delete", res, body, sources))
+    return plan
+
+
+def _owner_refs(obj: Body, plan: Plan) -> list[Body]:
+    refs: list[Body] = []
+    for i, source in enumerate(_sources(obj)):
+        out = plan.outcomes.get(source)
+        if out is None:
+            continue
+        meta = out.body["metadata"]
+        refs.append({"apiVersion": out.body["apiVersion"], "kind": SMI_KINDS[out.key],
+                     "name": meta["name"], "uid": meta["uid"], "controller": i == 0})
+    return refs
+
+
+def _short(diff: DeepDiff) -> str:
+    text = str(diff.to_dict() if hasattr(diff, "to_dict") else diff)
+    return text if len(text) < 400 else text[:400] + "..."
+
+
+# ---- executing it --------------------------------------------------------------------
+
+
+def execute(plan: Plan, kube: Kube) -> None:
+    """Write the plan: creates and applies first, then deletions, never the reverse.
+
+    Swapping meshes therefore never leaves a TrafficTarget without policy:
+    the old mesh's objects go only after the new ones are written, and not
+    at all if one of them failed. Transient errors propagate for a retry.
+    """
+    failed: set[str] = set()
+    for w in plan.writes:
+        try:
+            if w.verb == "create":
+                kube.create(w.resource, w.obj)
+            else:
+                kube.apply(w.resource, w.obj)
+        except TransientApiError:
+            raise
+        except ApiError as exc:
+            failed.update(w.sources)
+            message = f"{w.verb} {w.obj['kind']} {w.obj['metadata']['name']}: {exc}"
+            if exc.status == 409:  # someone created it between our read and our write
+                message = (f"{w.obj['kind']} {plan.namespace}/{w.obj['metadata']['name']} exists "
+                           "and is not managed by smi2mesh; left unchanged")
+            for s in w.sources:
+                if s in plan.outcomes:
+                    target = plan.outcomes[s]
+                    (target.conflicts if exc.status == 409 else target.failures).append(message)
+            log.warning("%s", message)
+    for w in plan.deletes:
+        if failed & set(w.sources):
+            continue
+        meta = w.obj["metadata"]
+        try:
+            kube.delete(w.resource, plan.namespace, meta["name"], meta["uid"])
+        except TransientApiError:
+            raise
+        except ApiError as exc:
+            if exc.status != 409:  # 409: the uid changed, so it is no longer the object we saw
+                log.warning("prune %s %s: %s", w.obj["kind"], meta["name"], exc)
+
+
+# ---- status ---------------------------------------------------------------------------
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _condition(type_: ConditionType, ok: bool, reason: str, message: str,
+               generation: int | None) -> Body:
+    return {"type": type_.value, "status": (ConditionStatus.TRUE if ok else ConditionStatus.FALSE).value,
+            "reason": reason, "message": message[:MAX_MESSAGE], "observedGeneration": generation}
+
+
+def _lines(items: Iterable[str]) -> str:
+    return "; ".join(items)
+
+
+def desired_status(out: Outcome, config: OperatorConfig) -> Body:
+    """The status block one SMI object should carry after this pass."""
+    gen = out.body["metadata"].get("generation")
+    ref_findings = [f for f in out.findings if f.reason in _REF_REASONS]
+    other = [f for f in out.findings if f.reason not in _REF_REASONS]
+    if out.problems:
+        ready = (False, "InvalidSpec", _lines(p.render() for p in out.problems))
+    elif out.mesh_error:
+        ready = (False, "MeshNotEnabled", out.mesh_error)
+    elif out.missing_crds:
+        ready = (False, "MeshCRDsMissing",
+                 f"CRDs of mesh {out.mesh!r} are not installed: {', '.join(sorted(out.missing_crds))}")
+    elif out.conflicts:
+        ready = (False, "Conflict", _lines(out.conflicts))
+    elif out.failures:
+        ready = (False, "ApplyFailed", _lines(out.failures))
+    else:
+        ready = (True, "Reconciled" if SMI_KINDS[out.key] in POLICY_KINDS else "Accepted",
+                 f"{len(out.generated)} object(s) generated" if out.generated else "")
+    conditions = [
+        _condition(ConditionType.READY, *ready, gen),
+        _condition(ConditionType.RESOLVED_REFS, not ref_findings,
+                   "RefNotFound" if ref_findings else "Resolved",
+                   _lines(f"{f.field}: {f.message}" for f in ref_findings), gen),
+        {**_condition(ConditionType.NOT_EXPRESSIBLE, True, "NotExpressible",
+                      _lines(f"{f.field}: {f.message} [{f.reason.value}]" for f in other), gen)}
+        if other else _condition(ConditionType.NOT_EXPRESSIBLE, False, "AllExpressed", "", gen),
+        _condition(ConditionType.CONFLICT, False, "NoConflict", "", gen) if not out.conflicts
+        else {**_condition(ConditionType.CONFLICT, True, "ForeignObject", _lines(out.conflicts), gen)},
+    ]
+    status: Body = {"observedGeneration": gen, "conditions": conditions,
+                    "generated": [{"apiVersion": o["apiVersion"], "kind": o["kind"],
+                                   "name": o["metadata"]["name"],
+                                   "namespace": o["metadata"]["namespace"]}
+                                  for o in sorted(out.generated, key=lambda o: (o["kind"],
+                                                                                o["metadata"]["name"]))]}
+    if out.mesh:
+        status["mesh"] = out.mesh
+    cleaned: Body = _without_none(status)
+    return cleaned
+
+
+def _without_none(value: Any) -> Any:
+    """The API server drops nulls; keeping them would look like a change on every pass."""
+    if isinstance(value, dict):
+        return {k: _without_none(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_none(v) for v in value]
+    return value
+
+
+def merge_times(new: Body, old: Mapping[str, Any]) -> Body:
+    """Keep lastTransitionTime where a condition's status did not change."""
+    before = {c.get("type"): c for c in old.get("conditions") or []}
+    for cond in new["conditions"]:
+        prev = before.get(cond["type"])
+        same = prev is not None and prev.get("status") == cond["status"]
+        cond["lastTransitionTime"] = prev.get("lastTransitionTime") if same and prev else _now()
+    return new
+
+
+def status_changed(new: Mapping[str, Any], old: Mapping[str, Any]) -> bool:
+    """Whether writing *new* would change anything (no write, no watch event, no loop)."""
+    return bool(DeepDiff(dict(new), _project(dict(old), dict(new)), ignore_numeric_type_changes=True)) \
+        or len(old.get("conditions") or []) != len(new.get("conditions") or [])
+
+
+def events_for(new: Mapping[str, Any], old: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """(reason, message) for conditions that turned bad or whose bad message changed."""
+    before = {c.get("type"): c for c in old.get("conditions") or []}
+    out: list[tuple[str, str]] = []
+    for cond in new.get("conditions") or []:
+        bad = (cond["type"] in (ConditionType.READY, ConditionType.RESOLVED_REFS)
+               and cond["status"] == "False") or (
+            cond["type"] in (ConditionType.NOT_EXPRESSIBLE, ConditionType.CONFLICT)
+            and cond["status"] == "True")
+        prev = before.get(cond["type"]) or {}
+        if bad and (prev.get("status"), prev.get("message")) != (cond["status"], cond["message"]):
+            out.append((cond["reason"], cond["message"]))
+    return out

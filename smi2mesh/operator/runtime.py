@@ -1,0 +1,439 @@
+"""kopf wiring and the reconcile loop of ``smi2mesh run``.
+
+kopf runs the watches (with reconnects, relists after "410 Gone", peering
+and throttling); every watch event only updates the :class:`Store` and marks
+a namespace dirty. One loop drains dirty namespaces, a few at a time, each
+through :mod:`smi2mesh.operator.reconcile`. A slow timer marks everything
+dirty again and refreshes API discovery, so drift and CRDs installed later
+are picked up even if an event was lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+import kubernetes
+import prometheus_client as prom
+from aiohttp import web
+
+from smi2mesh.operator import reconcile
+from smi2mesh.operator.config import OperatorConfig
+from smi2mesh.operator.kube import ApiError, Kube, Resource, TransientApiError
+from smi2mesh.operator.store import CONTEXT_KINDS, NAMESPACES, SMI_KINDS, Key, Store
+
+log = logging.getLogger("smi2mesh.operator")
+DEBOUNCE = 0.01  # coalesces bursts of events without adding visible latency
+WORKERS = 4
+MAX_BACKOFF = 60.0
+
+
+class StartupError(RuntimeError):
+    """The operator cannot start: the message says why, for the user."""
+
+
+# ---- metrics -------------------------------------------------------------------------
+
+
+class Metrics:
+    """Prometheus metrics in their own registry (so tests can run several operators)."""
+
+    def __init__(self) -> None:
+        self.registry = prom.CollectorRegistry()
+        self.reconciles = prom.Counter("smi2mesh_reconciles_total", "Namespace reconciles",
+                                       ["result"], registry=self.registry)
+        self.errors = prom.Counter("smi2mesh_reconcile_errors_total", "Failed reconciles by reason",
+                                   ["reason"], registry=self.registry)
+        self.duration = prom.Histogram(
+            "smi2mesh_reconcile_duration_seconds", "Time to reconcile one namespace",
+            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=self.registry)
+        self.writes = prom.Counter("smi2mesh_api_writes_total", "Writes to the API server",
+                                   ["verb"], registry=self.registry)
+        self.managed = prom.Gauge("smi2mesh_managed_objects", "Generated objects by kind",
+                                  ["kind"], registry=self.registry)
+        self.findings = prom.Gauge("smi2mesh_findings", "Current findings by reason",
+                                   ["reason"], registry=self.registry)
+
+
+# ---- logging ---------------------------------------------------------------------------
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, with any ``extra`` fields of the record."""
+
+    _SKIP = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {"ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+                               "level": record.levelname.lower(), "logger": record.name,
+                               "msg": record.getMessage()}
+        if record.name.startswith("smi2mesh"):
+            # Only our own structured fields: kopf attaches whole settings objects.
+            out.update({k: v for k, v in record.__dict__.items() if k not in self._SKIP})
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out, default=str)
+
+
+def setup_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # kopf logs every event at debug/info; keep its noise down unless asked.
+    logging.getLogger("kopf").setLevel(max(logging.WARNING, root.level))
+
+
+# ---- discovery ---------------------------------------------------------------------------
+
+
+@dataclass
+class Discovery:
+    """Which output kinds the API server serves now, and the resources of the inputs."""
+
+    kube: Kube
+    config: OperatorConfig
+    outputs: dict[tuple[str, str], Resource | None] = field(default_factory=dict)
+    inputs: dict[Key, Resource] = field(default_factory=dict)
+
+    def refresh_outputs(self) -> bool:
+        """Re-read served output kinds; True when something changed."""
+        found: dict[tuple[str, str], Resource | None] = {}
+        by_gv: dict[str, dict[str, Resource] | None] = {}
+        for api_version, kind in reconcile.output_resources(self.config):
+            if api_version not in by_gv:
+                by_gv[api_version] = self.kube.served(api_version)
+            found[(api_version, kind)] = (by_gv[api_version] or {}).get(kind)
+        changed = found != self.outputs
+        self.outputs = found
+        return changed
+
+    def resolve_inputs(self) -> None:
+        """Resources of SMI kinds (preferred versions) and context kinds; StartupError if SMI is missing."""
+        missing = []
+        for key, kind in SMI_KINDS.items():
+            group, plural = key
+            version = self.kube.preferred(group)
+            served = self.kube.served(f"{group}/{version}") if version else None
+            res = (served or {}).get(kind)
+            if res is None:
+                missing.append(f"{plural}.{group}")
+                continue
+            self.inputs[key] = res
+        if missing:
+            raise StartupError(
+                "the SMI CRDs are not installed (missing: " + ", ".join(missing) + "); install "
+                "them from crds/ (kubectl apply -f crds/) or with the Helm chart")
+        for (group, plural), kind in CONTEXT_KINDS.items():
+            self.inputs[(group, plural)] = Resource(group, "v1", plural, kind)
+        self.inputs[NAMESPACES] = Resource("", "v1", "namespaces", "Namespace", namespaced=False)
+
+    def output(self, api_version: str, kind: str) -> Resource | None:
+        return self.outputs.get((api_version, kind))
+
+
+# ---- the operator ----------------------------------------------------------------------
+
+
+class Operator:
+    """The state of one running operator: cache, discovery, loop, metrics."""
+
+    def __init__(self, config: OperatorConfig, kube: Kube, metrics: Metrics | None = None) -> None:
+        self.config = config
+        self.kube = kube
+        self.store = Store()
+        self.parser = reconcile.Parser()
+        self.discovery = Discovery(kube, config)
+        self.metrics = metrics or Metrics()
+        self.ready = asyncio.Event()
+        self.no_status: set[Key] = set()
+        self._backoff: dict[str, float] = {}
+        self._managed: dict[str, dict[str, int]] = {}
+        self._findings: dict[str, dict[str, int]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._runners: list[web.AppRunner] = []
+        self._last_writes = 0
+
+    # -- watch keys
+
+    def watch_selectors(self) -> list[tuple[Key, tuple[str, ...]]]:
+        """Store key and kopf selector of every watched kind.
+
+        Output kinds are watched at the exact version we write: kopf resolves
+        a bare (group, plural) in the group's preferred version only, and
+        Linkerd's AuthorizationPolicy is v1alpha1 in a group preferring v1beta3.
+        """
+        out: list[tuple[Key, tuple[str, ...]]] = [
+            (key, _selector(*key)) for key in (*SMI_KINDS, *CONTEXT_KINDS, NAMESPACES)]
+        seen: set[Key] = set()
+        for (api_version, _kind), key in sorted(reconcile.output_resources(self.config).items()):
+            if key not in seen:
+                seen.add(key)
+                out.append((key, (key[0], api_version.rsplit("/", 1)[1], key[1])))
+        return out
+
+    # -- start-up
+
+    def initial_fill(self) -> None:
+        """List everything once before the first reconcile, so nothing looks missing."""
+        self.discovery.resolve_inputs()
+        self.discovery.refresh_outputs()
+        namespaces = self.config.namespaces or [None]
+        for key, res in self.discovery.inputs.items():
+            if key == NAMESPACES:
+                if self.config.all_namespaces:
+                    self.store.replace(key, self.kube.list(res))
+                else:
+                    self.store.replace(key, [b for ns in self.config.namespaces
+                                             if (b := self.kube.get(res, None, ns)) is not None])
+                continue
+            bodies = [b for ns in namespaces for b in self.kube.list(res, ns)]
+            if key == ("", "pods"):
+                bodies = [b for b in bodies if not (b.get("metadata") or {}).get("ownerReferences")]
+            self.store.replace(key, bodies)
+        for out in self.discovery.outputs.values():
+            if out is not None:
+                res = out
+                self.store.replace((res.group, res.plural),
+                                   [b for ns in namespaces for b in self.kube.list(res, ns)])
+        self.store.mark_all()
+
+    # -- the loop
+
+    async def run_loop(self) -> None:
+        sem = asyncio.Semaphore(WORKERS)
+
+        async def one(ns: str) -> None:
+            async with sem:
+                await self.reconcile_namespace(ns)
+
+        first = True
+        while True:
+            await self.store.wakeup.wait()
+            await asyncio.sleep(DEBOUNCE)
+            await asyncio.gather(*(one(ns) for ns in self.store.take_dirty()))
+            if first:
+                first = False
+                self.ready.set()
+
+    async def periodic(self) -> None:
+        last_resync = time.monotonic()
+        while True:
+            await asyncio.sleep(self.config.discovery_seconds)
+            try:
+                changed = await asyncio.to_thread(self.discovery.refresh_outputs)
+            except ApiError as exc:
+                log.warning("discovery failed: %s", exc)
+                continue
+            if changed or time.monotonic() - last_resync > self.config.resync_seconds:
+                last_resync = time.monotonic()
+                self.store.mark_all()
+
+    async def reconcile_namespace(self, ns: str) -> None:
+        start = time.perf_counter()
+        writes_before = self.kube.writes
+        try:
+            plan = reconcile.plan_namespace(ns, self.store, self.config, self.parser,
+                                            self.discovery.output)
+            await asyncio.to_thread(reconcile.execute, plan, self.kube)
+            statuses = await asyncio.to_thread(self._write_statuses, plan)
+        except TransientApiError as exc:
+            self._retry(ns, "transient", exc)
+            return
+        except Exception as exc:  # a bug or an unexpected refusal: retried, never fatal
+            log.exception("reconcile of %s failed", ns)
+            self._retry(ns, type(exc).__name__, exc)
+            return
+        self._backoff.pop(ns, None)
+        elapsed = time.perf_counter() - start
+        self.metrics.reconciles.labels("ok").inc()
+        self.metrics.duration.observe(elapsed)
+        writes = self.kube.writes - writes_before
+        for w in [*plan.writes, *plan.deletes]:
+            self.metrics.writes.labels(w.verb).inc()
+        self._gauges(ns, plan)
+        log.info("reconciled", extra={
+            "namespace": ns, "duration_ms": round(elapsed * 1000, 2), "smi_objects": len(plan.outcomes),
+            "creates": sum(w.verb == "create" for w in plan.writes),
+            "applies": sum(w.verb == "apply" for w in plan.writes), "deletes": len(plan.deletes),
+            "statuses": statuses, "writes": writes,
+            "drift": [w.diff for w in plan.writes if w.diff][:3]})
+
+    def _retry(self, ns: str, reason: str, exc: Exception) -> None:
+        self.metrics.reconciles.labels("error").inc()
+        self.metrics.errors.labels(reason).inc()
+        delay = min(MAX_BACKOFF, self._backoff.get(ns, 0.5) * 2)
+        self._backoff[ns] = delay
+        delay *= random.uniform(0.8, 1.2)  # jitter, not security
+        log.warning("reconcile of %s will be retried in %.1fs: %s", ns, delay, exc,
+                    extra={"namespace": ns, "reason": reason})
+        asyncio.get_running_loop().call_later(delay, self.store.mark, ns)
+
+    def _gauges(self, ns: str, plan: reconcile.Plan) -> None:
+        self._managed[ns] = dict(plan.managed)
+        counts: dict[str, int] = {}
+        for out in plan.outcomes.values():
+            for f in out.findings:
+                counts[f.reason.value] = counts.get(f.reason.value, 0) + 1
+        self._findings[ns] = counts
+        for gauge, data in ((self.metrics.managed, self._managed), (self.metrics.findings, self._findings)):
+            totals: dict[str, int] = {}
+            for per_ns in data.values():
+                for k, v in per_ns.items():
+                    totals[k] = totals.get(k, 0) + v
+            gauge.clear()
+            for k, v in totals.items():
+                gauge.labels(k).set(v)
+
+    def _write_statuses(self, plan: reconcile.Plan) -> int:
+        written = 0
+        for out in plan.outcomes.values():
+            old = out.body.get("status") or {}
+            new = reconcile.merge_times(reconcile.desired_status(out, self.config), old)
+            if not reconcile.status_changed(new, old):
+                continue
+            log.debug("status of %s changes", out.ref, extra={"old": old, "new": new})
+            res = self.discovery.inputs[out.key]
+            meta = out.body["metadata"]
+            for reason, message in reconcile.events_for(new, old):
+                self.kube.event(out.body, reason, message)
+            if out.key in self.no_status:
+                continue
+            if not self.kube.patch_status(res, meta["namespace"], meta["name"], new):
+                # The cluster's CRD has no status subresource: say it once, keep working.
+                self.no_status.add(out.key)
+                log.warning("%s has no status subresource; conditions are reported as events only",
+                            res.plural)
+                continue
+            written += 1
+        return written
+
+    # -- servers
+
+    async def serve(self) -> None:
+        """/healthz and /readyz on the health port, /metrics on the metrics port."""
+        async def healthz(_: web.Request) -> web.Response:
+            dead = [t for t in self._tasks if t.done()]
+            return web.Response(status=500 if dead else 200, text="dead loop\n" if dead else "ok\n")
+
+        async def readyz(_: web.Request) -> web.Response:
+            ok = self.ready.is_set()
+            return web.Response(status=200 if ok else 503, text="ok\n" if ok else "starting\n")
+
+        async def metrics(_: web.Request) -> web.Response:
+            return web.Response(body=prom.generate_latest(self.metrics.registry),
+                                headers={"Content-Type": prom.CONTENT_TYPE_LATEST})
+
+        for port, routes in ((self.config.health_port, [web.get("/healthz", healthz),
+                                                        web.get("/readyz", readyz)]),
+                             (self.config.metrics_port, [web.get("/metrics", metrics)])):
+            app = web.Application()
+            app.add_routes(routes)
+            runner = web.AppRunner(app, access_log=None)
+            await runner.setup()
+            self._runners.append(runner)
+            await web.TCPSite(runner, "0.0.0.0", port).start()  # probes come from the kubelet
+
+    # -- kopf
+
+    def register(self, registry: kopf.OperatorRegistry) -> None:
+        """Event handlers for every watched kind, plus start-up and clean-up."""
+        for key, selector in self.watch_selectors():
+            when = _unowned if key == ("", "pods") else None
+            kopf.on.event(*selector, registry=registry, when=when)(self._handler(key))
+
+        @kopf.on.login(registry=registry)
+        def login(**_: Any) -> kopf.ConnectionInfo:
+            # kopf watches with exactly the credentials our own client was built with.
+            return connection_info(self.kube.api.configuration)
+
+        @kopf.on.startup(registry=registry)
+        async def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+            settings.posting.enabled = False  # our own Events carry the findings
+            settings.watching.server_timeout = 300
+            settings.networking.request_timeout = 60
+            settings.persistence.finalizer = "smi2mesh.io/kopf"  # never set: no stateful handlers
+            await asyncio.to_thread(self.initial_fill)
+            await self.serve()
+            self._tasks = [asyncio.create_task(self.run_loop()), asyncio.create_task(self.periodic())]
+
+        @kopf.on.cleanup(registry=registry)
+        async def cleanup(**_: Any) -> None:
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            for runner in self._runners:
+                await runner.cleanup()
+
+    def _handler(self, key: Key) -> Any:
+        def on_event(event: Mapping[str, Any], **_: Any) -> None:
+            body = event.get("object")
+            if not isinstance(body, Mapping):
+                return
+            if event.get("type") == "DELETED":
+                self.store.remove(key, body)
+            else:
+                self.store.upsert(key, body)
+        on_event.__name__ = f"watch_{key[1]}"
+        return on_event
+
+
+def connection_info(cfg: Any) -> kopf.ConnectionInfo:
+    """kopf's view of a kubernetes.client.Configuration (token or client certificate)."""
+    auth = str((cfg.api_key or {}).get("authorization") or cfg.api_key.get("BearerToken") or "")
+    scheme, _, token = auth.partition(" ") if " " in auth else ("Bearer", "", auth)
+    return kopf.ConnectionInfo(
+        server=cfg.host, ca_path=cfg.ssl_ca_cert or None, insecure=not cfg.verify_ssl,
+        scheme=scheme if token else None, token=token or None,
+        certificate_path=cfg.cert_file or None, private_key_path=cfg.key_file or None)
+
+
+def _unowned(body: Mapping[str, Any], **_: Any) -> bool:
+    return not (body.get("metadata") or {}).get("ownerReferences")
+
+
+def _selector(group: str, plural: str) -> tuple[str, ...]:
+    # kopf takes "v1" for the core group; other groups resolve their preferred version.
+    return ("v1", plural) if not group else (group, plural)
+
+
+def preflight(kube: Kube) -> None:
+    """Fail fast, with a clear message, when the API server cannot be reached."""
+    try:
+        kube.request("GET", "/version", what="reach the API server")
+    except ApiError as exc:
+        raise StartupError(f"cannot reach the Kubernetes API server: {exc}") from exc
+
+
+def run(config: OperatorConfig) -> int:
+    """Run the operator until interrupted; returns the process exit code."""
+    setup_logging(config.log_level)
+    try:
+        kube = Kube.from_environment()
+        preflight(kube)
+        operator = Operator(config, kube)
+        operator.discovery.resolve_inputs()
+    except (StartupError, kubernetes.config.ConfigException) as exc:
+        log.error("%s", exc)
+        sys.stderr.write(f"error: {exc}\n")
+        return 1
+    registry = kopf.OperatorRegistry()
+    operator.register(registry)
+    asyncio.run(kopf.operator(
+        registry=registry,
+        clusterwide=config.all_namespaces,
+        namespaces=config.namespaces,
+        standalone=not config.peering,
+        peering_name=config.peering or None,
+    ))
+    return 0

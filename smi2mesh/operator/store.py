@@ -1,0 +1,155 @@
+"""An in-memory cache of every watched object, and the namespaces to reconcile.
+
+Watch events only update this cache and mark the object's namespace dirty;
+the reconcile loop then recomputes whole namespaces from the cache. That is
+what makes reconciliation level-based: it never acts on what an event said
+changed, only on the current state.
+
+Bodies are slimmed on the way in to what reconciling reads, which keeps
+memory flat as clusters grow (Deployments and managedFields are large).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from smi2mesh import smi
+
+Body = dict[str, Any]
+Key = tuple[str, str]  # (API group, plural)
+
+SMI_KINDS: Mapping[Key, str] = {
+    ("split.smi-spec.io", "trafficsplits"): "TrafficSplit",
+    ("access.smi-spec.io", "traffictargets"): "TrafficTarget",
+    ("specs.smi-spec.io", "httproutegroups"): "HTTPRouteGroup",
+    ("specs.smi-spec.io", "tcproutes"): "TCPRoute",
+    ("specs.smi-spec.io", "udproutes"): "UDPRoute",
+}
+CONTEXT_KINDS: Mapping[Key, str] = {
+    ("", "services"): "Service",
+    ("apps", "deployments"): "Deployment",
+    ("apps", "statefulsets"): "StatefulSet",
+    ("apps", "daemonsets"): "DaemonSet",
+    ("", "pods"): "Pod",
+}
+NAMESPACES: Key = ("", "namespaces")
+VERSION_KEY = "smi2mesh.io/written-as"
+
+
+def written_version(body: Mapping[str, Any]) -> str:
+    """The apiVersion an SMI object's spec was last written in.
+
+    The SMI CRDs convert with ``strategy: None``, so the API server returns
+    any object under whatever version is asked for, fields untouched. The
+    managers that wrote the object record the version they used; the newest
+    one that is not a status write tells how to read the fields.
+    """
+    entries = [m for m in (body.get("metadata", {}).get("managedFields") or [])
+               if m.get("subresource") != "status" and m.get("apiVersion") in _SMI_VERSIONS]
+    entries.sort(key=lambda m: m.get("time") or "")
+    return str(entries[-1]["apiVersion"]) if entries else str(body.get("apiVersion", ""))
+
+
+_SMI_VERSIONS = frozenset(av for av, _ in smi.VERSIONS)
+
+
+def _meta(body: Mapping[str, Any], *keys: str) -> Body:
+    meta = body.get("metadata") or {}
+    return {k: meta[k] for k in keys if k in meta}
+
+
+def slim(key: Key, body: Mapping[str, Any]) -> Body:
+    """Keep only what reconciling reads."""
+    api, kind = body.get("apiVersion"), body.get("kind")
+    if key in SMI_KINDS:
+        out = {k: v for k, v in body.items() if k not in ("metadata", "status")}
+        out["metadata"] = _meta(body, "name", "namespace", "uid", "generation", "labels",
+                                "annotations", "resourceVersion", "creationTimestamp")
+        out["status"] = body.get("status") or {}
+        out[VERSION_KEY] = written_version(body)
+        return out
+    if key == NAMESPACES:
+        return {"apiVersion": api, "kind": kind, "metadata": _meta(body, "name", "labels")}
+    if key in CONTEXT_KINDS:
+        spec = body.get("spec") or {}
+        meta = _meta(body, "name", "namespace", "labels", "ownerReferences")
+        if key == ("", "services"):
+            return {"apiVersion": api, "kind": kind, "metadata": meta,
+                    "spec": {"selector": spec.get("selector"), "ports": spec.get("ports")}}
+        if key == ("", "pods"):
+            return {"apiVersion": api, "kind": kind, "metadata": meta,
+                    "spec": {"serviceAccountName": spec.get("serviceAccountName")}}
+        template = spec.get("template") or {}
+        return {"apiVersion": api, "kind": kind, "metadata": meta, "spec": {
+            "selector": spec.get("selector"),
+            "template": {"metadata": {"labels": (template.get("metadata") or {}).get("labels")},
+                         "spec": {"serviceAccountName":
+                                  (template.get("spec") or {}).get("serviceAccountName")}}}}
+    # A generated kind: ours or someone else's; keep the body, not its history.
+    out = {k: v for k, v in body.items() if k not in ("metadata", "status")}
+    out["metadata"] = _meta(body, "name", "namespace", "uid", "labels", "annotations",
+                            "ownerReferences", "resourceVersion")
+    return out
+
+
+@dataclass
+class Store:
+    """Watched objects by kind, namespace and name; plus the dirty-namespace queue."""
+
+    objects: dict[Key, dict[str, dict[str, Body]]] = field(default_factory=dict)
+    dirty: set[str] = field(default_factory=set)
+    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def upsert(self, key: Key, body: Mapping[str, Any]) -> None:
+        meta = body.get("metadata") or {}
+        ns, name = meta.get("namespace") or "", meta.get("name") or ""
+        if key == NAMESPACES:
+            ns = name
+        self.objects.setdefault(key, {}).setdefault(ns, {})[name] = slim(key, body)
+        self.mark(ns)
+
+    def remove(self, key: Key, body: Mapping[str, Any]) -> None:
+        meta = body.get("metadata") or {}
+        ns, name = meta.get("namespace") or "", meta.get("name") or ""
+        if key == NAMESPACES:
+            ns = name
+        self.objects.get(key, {}).get(ns, {}).pop(name, None)
+        self.mark(ns)
+
+    def replace(self, key: Key, bodies: Iterable[Mapping[str, Any]]) -> None:
+        """Set everything of one kind at once (after a full list)."""
+        old = {ns for ns, objs in self.objects.get(key, {}).items() if objs}
+        self.objects[key] = {}
+        for body in bodies:
+            self.upsert(key, body)
+        for ns in old:
+            self.mark(ns)
+
+    def mark(self, namespace: str) -> None:
+        if namespace:
+            self.dirty.add(namespace)
+            self.wakeup.set()
+
+    def mark_all(self) -> None:
+        for by_ns in self.objects.values():
+            for ns in by_ns:
+                self.mark(ns)
+
+    def take_dirty(self) -> list[str]:
+        out = sorted(self.dirty)
+        self.dirty.clear()
+        self.wakeup.clear()
+        return out
+
+    def in_namespace(self, key: Key, namespace: str) -> dict[str, Body]:
+        return self.objects.get(key, {}).get(namespace, {})
+
+    def namespace_labels(self, namespace: str) -> Mapping[str, str]:
+        body = self.objects.get(NAMESPACES, {}).get(namespace, {}).get(namespace)
+        return ((body or {}).get("metadata") or {}).get("labels") or {}
+
+    def count(self, keys: Iterable[Key]) -> int:
+        return sum(len(objs) for k in keys for objs in self.objects.get(k, {}).values())

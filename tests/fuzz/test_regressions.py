@@ -1,0 +1,87 @@
+"""Minimal reproductions of bugs the fuzzer found, kept as regular tests.
+
+Each is marked ``xfail(strict=True)`` until the translator is fixed, so the
+fix turns it into an unexpected pass that asks for the marker to go.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+
+from smi2mesh.inputs import parse_documents
+from smi2mesh.model import Identity, Inputs
+from smi2mesh.translate import translate
+from tests.access import HttpRequest, Request, smi_allows
+from tests.access import cilium as cilium_access
+from tests.golden import validate_emitted
+
+# pathRegex "$" (or "^$") is prefix-anchored SMI for "the path is empty": no
+# HTTP request has an empty path, so a match with it matches nothing.
+EMPTY_PATH_GROUP = """
+apiVersion: specs.smi-spec.io/v1alpha4
+kind: HTTPRouteGroup
+metadata: {name: g, namespace: ns}
+spec:
+  matches:
+  - {name: m0, pathRegex: "$"}
+"""
+
+
+def _inputs(text: str) -> Inputs:
+    docs: list[Any] = list(yaml.safe_load_all(text))
+    return parse_documents([(f"regression:{i}", d) for i, d in enumerate(docs)])
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "cilium: pathRegex '$' classifies as Exact '' and Pattern.full_regex() gives '', "
+    "emitted as PortRuleHTTP path '' which Cilium reads as 'any path' (access widened)"))
+def test_cilium_empty_path_regex_does_not_allow_every_path() -> None:
+    inputs = _inputs(EMPTY_PATH_GROUP + """
+---
+apiVersion: access.smi-spec.io/v1alpha3
+kind: TrafficTarget
+metadata: {name: t, namespace: ns}
+spec:
+  destination: {kind: ServiceAccount, name: a}
+  sources: [{kind: ServiceAccount, name: b}]
+  rules: [{kind: HTTPRouteGroup, name: g}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: p, namespace: ns, labels: {app: a}}
+spec: {serviceAccountName: a}
+""")
+    req = Request(Identity("b", "ns"), "ns", "a", {"app": "a"}, "TCP", 80,
+                  HttpRequest("GET", "/anything", {}))
+    assert not smi_allows(inputs, req)
+    objects = list(translate(inputs, "cilium").objects)
+    assert not cilium_access.allows(objects, req)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "kuma: pathRegex '$' becomes a MeshHTTPRoute path {type: RegularExpression, value: ''}, "
+    "which the Kuma CRD rejects (minLength 1)"))
+def test_kuma_empty_path_regex_gives_a_valid_mesh_http_route() -> None:
+    inputs = _inputs(EMPTY_PATH_GROUP + """
+---
+apiVersion: split.smi-spec.io/v1alpha4
+kind: TrafficSplit
+metadata: {name: s, namespace: ns}
+spec:
+  service: web
+  backends: [{service: web-v1, weight: 1}, {service: web-v2, weight: 1}]
+  matches: [{kind: HTTPRouteGroup, name: g}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: ns}
+spec:
+  ports: [{port: 80, name: http}]
+""")
+    objects = translate(inputs, "kuma").objects
+    assert objects
+    for obj in objects:
+        assert validate_emitted(obj) == []
