@@ -34,6 +34,11 @@ log = logging.getLogger("smi2mesh.operator")
 DEBOUNCE = 0.01  # coalesces bursts of events without adding visible latency
 WORKERS = 4
 MAX_BACKOFF = 60.0
+# Drift repair against a competing writer: at most this many re-applies of an
+# unchanged desired object per window, then back off. Updates of the SMI
+# object itself are never throttled.
+REPAIRS_PER_WINDOW = 5
+REPAIR_WINDOW = 60.0
 
 
 class StartupError(RuntimeError):
@@ -41,6 +46,34 @@ class StartupError(RuntimeError):
 
 
 # ---- metrics -------------------------------------------------------------------------
+
+
+class DriftLimiter:
+    """Bounds how often one object is re-applied while what we want of it is unchanged."""
+
+    def __init__(self, limit: int = REPAIRS_PER_WINDOW, window: float = REPAIR_WINDOW) -> None:
+        self.limit = limit
+        self.window = window
+        self._seen: dict[tuple[str, str, str, str], tuple[str, list[float]]] = {}
+
+    def allow(self, w: reconcile.Write, now: float) -> bool:
+        """Whether *w* may be written now; creates and changed objects always may."""
+        meta = w.obj["metadata"]
+        key = (w.obj["apiVersion"], w.obj["kind"], meta["namespace"], meta["name"])
+        digest = json.dumps(w.obj, sort_keys=True, default=str)
+        previous, times = self._seen.get(key, ("", []))
+        times = [t for t in times if now - t < self.window] if previous == digest else []
+        if w.verb == "apply" and len(times) >= self.limit:
+            self._seen[key] = (digest, times)
+            return False
+        self._seen[key] = (digest, [*times, now])
+        return True
+
+    def retry_after(self, w: reconcile.Write, now: float) -> float:
+        meta = w.obj["metadata"]
+        _, times = self._seen.get((w.obj["apiVersion"], w.obj["kind"], meta["namespace"],
+                                   meta["name"]), ("", [now]))
+        return max(1.0, self.window - (now - min(times)))
 
 
 class Metrics:
@@ -62,6 +95,9 @@ class Metrics:
                                   ["kind"], registry=self.registry)
         self.findings = prom.Gauge("smi2mesh_findings", "Current findings by reason",
                                    ["reason"], registry=self.registry)
+        self.throttled = prom.Counter("smi2mesh_drift_repairs_throttled_total",
+                                      "Drift repairs postponed because another writer keeps "
+                                      "changing the object", registry=self.registry)
 
 
 # ---- logging ---------------------------------------------------------------------------
@@ -160,6 +196,7 @@ class Operator:
         self._backoff: dict[str, float] = {}
         self._managed: dict[str, dict[str, int]] = {}
         self._findings: dict[str, dict[str, int]] = {}
+        self.limiter = DriftLimiter()
         self._tasks: list[asyncio.Task[None]] = []
         self._runners: list[web.AppRunner] = []
         self._last_writes = 0
@@ -245,6 +282,7 @@ class Operator:
         try:
             plan = reconcile.plan_namespace(ns, self.store, self.config, self.parser,
                                             self.discovery.output)
+            self._throttle(plan)
             await asyncio.to_thread(reconcile.execute, plan, self.kube)
             statuses = await asyncio.to_thread(self._write_statuses, plan)
         except TransientApiError as exc:
@@ -268,6 +306,22 @@ class Operator:
             "applies": sum(w.verb == "apply" for w in plan.writes), "deletes": len(plan.deletes),
             "statuses": statuses, "writes": writes,
             "drift": [w.diff for w in plan.writes if w.diff][:3]})
+
+    def _throttle(self, plan: reconcile.Plan) -> None:
+        """Hold back repairs of objects someone keeps changing; come back when allowed."""
+        now = time.monotonic()
+        kept: list[reconcile.Write] = []
+        for w in plan.writes:
+            if self.limiter.allow(w, now):
+                kept.append(w)
+                continue
+            self.metrics.throttled.inc()
+            delay = self.limiter.retry_after(w, now)
+            log.warning("%s %s keeps being changed by another writer; repair postponed %.0fs",
+                        w.obj["kind"], w.obj["metadata"]["name"], delay,
+                        extra={"namespace": plan.namespace})
+            asyncio.get_running_loop().call_later(delay, self.store.mark, plan.namespace)
+        plan.writes = kept
 
     def _retry(self, ns: str, reason: str, exc: Exception) -> None:
         self.metrics.reconciles.labels("error").inc()

@@ -35,9 +35,19 @@ def free_port() -> int:
 class RunningOperator:
     """An operator in a background thread; ``stop()`` ends it."""
 
-    def __init__(self, config: OperatorConfig, kubeconfig: str) -> None:
-        kubernetes.config.load_kube_config(config_file=kubeconfig)  # type: ignore[no-untyped-call]
-        self.kube = Kube(kubernetes.client.ApiClient(pool_threads=4))
+    def __init__(self, config: OperatorConfig, kubeconfig: str | None = None, *,
+                 api_client: kubernetes.client.ApiClient | None = None) -> None:
+        """Connect with *api_client* when given (e.g. a ServiceAccount token), else *kubeconfig*.
+
+        kopf logs in from the client's configuration (``connection_info``), so
+        its watches use the same credentials as the operator's own calls.
+        """
+        if api_client is None:
+            if kubeconfig is None:
+                raise ValueError("RunningOperator needs a kubeconfig or an api_client")
+            kubernetes.config.load_kube_config(config_file=kubeconfig)  # type: ignore[no-untyped-call]
+            api_client = kubernetes.client.ApiClient(pool_threads=4)
+        self.kube = Kube(api_client)
         self.config = replace(config, metrics_port=free_port(), health_port=free_port(),
                               discovery_seconds=1.0)
         self.operator = Operator(self.config, self.kube)
@@ -75,8 +85,9 @@ class RunningOperator:
 
 
 @contextmanager
-def operator(config: OperatorConfig, kubeconfig: str) -> Iterator[RunningOperator]:
-    op = RunningOperator(config, kubeconfig).start()
+def operator(config: OperatorConfig, kubeconfig: str | None = None, *,
+             api_client: kubernetes.client.ApiClient | None = None) -> Iterator[RunningOperator]:
+    op = RunningOperator(config, kubeconfig, api_client=api_client).start()
     try:
         yield op
     finally:
