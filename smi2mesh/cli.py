@@ -50,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("-f", "--filename", action="append", default=[], metavar="PATH",
                     help="a file, a directory (read recursively) or - for stdin; repeatable "
                          "(default: stdin)")
+    tr.add_argument("paths", nargs="*", metavar="PATH",
+                    help="more files or directories, as with -f (for pre-commit hooks)")
     tr.add_argument("-o", "--output", choices=["yaml", "json"], default="yaml",
                     help="output format: a YAML stream or a JSON list (default: yaml)")
     tr.add_argument("--strict", action="store_true",
@@ -90,7 +92,7 @@ def run_translate(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stder
     """Run ``translate``; write the result or the errors; return the exit code."""
     versions = smi_versions(args, build_parser())
     try:
-        docs = yamlio.read_sources(args.filename or ["-"], stdin)
+        docs = yamlio.read_sources([*args.filename, *args.paths] or ["-"], stdin)
         inputs = parse_documents(docs)
     except FileNotFoundError as exc:
         stderr.write(f"error: {exc.args[0]}: no such file or directory\n")

@@ -172,3 +172,11 @@ def test_console_script_runs_without_a_traceback() -> None:
     assert proc.returncode == 1
     assert proc.stdout == ""
     assert "Traceback" not in proc.stderr
+
+
+def test_trailing_paths_are_read_like_f(tmp_path: Path) -> None:
+    """Pre-commit passes file names as trailing arguments."""
+    args = ["translate", "--mesh", "gamma", str(SPLIT), str(SHARED_CASES / "split-tcp.yaml")]
+    code, out, _ = run(args)
+    assert code == 0
+    assert [d["kind"] for d in yaml.safe_load_all(out)] == ["HTTPRoute", "TCPRoute"]
