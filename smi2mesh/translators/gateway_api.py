@@ -9,6 +9,7 @@ GAMMA route that matches nothing answers 404 instead of falling through.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from smi2mesh import weights
 from smi2mesh.findings import FindingReason
@@ -66,10 +67,15 @@ def header_matches(match: HTTPMatch) -> list[Obj]:
     return out
 
 
-def route_matches(match: HTTPMatch) -> list[Obj]:
-    """One HTTPRouteMatch per method (Gateway API takes one method per match)."""
+def route_matches(match: HTTPMatch,
+                  headers_of: Callable[[HTTPMatch], list[Obj]] | None = None) -> list[Obj]:
+    """One HTTPRouteMatch per method (Gateway API takes one method per match).
+
+    *headers_of* builds the header conditions; Kuma, whose match shape is the
+    same, passes its own (it has Prefix and Present types).
+    """
     path = path_match(match.path_regex)
-    headers = header_matches(match)
+    headers = (headers_of or header_matches)(match)
     out: list[Obj] = []
     for method in expand_methods(match):
         m: Obj = {}

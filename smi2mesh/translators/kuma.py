@@ -35,11 +35,10 @@ from smi2mesh.translators.base import (
     Obj,
     OutputKind,
     Translator,
-    expand_methods,
     grants,
     split_matches,
 )
-from smi2mesh.translators.gateway_api import is_tcp_only, path_match, root_ports
+from smi2mesh.translators.gateway_api import is_tcp_only, root_ports, route_matches
 
 KUMA_V1ALPHA1 = "kuma.io/v1alpha1"
 MESH_LABEL = "kuma.io/mesh"
@@ -83,23 +82,6 @@ def header_matches(match: HTTPMatch) -> list[Obj]:
             out.append({"type": "Present", "name": h.name})
         else:
             out.append({"type": "RegularExpression", "name": h.name, "value": pat.full_regex()})
-    return out
-
-
-def route_matches(match: HTTPMatch) -> list[Obj]:
-    """One Kuma match per method (Kuma, like Gateway API, takes one method per match)."""
-    path = path_match(match.path_regex)
-    headers = header_matches(match)
-    out: list[Obj] = []
-    for method in expand_methods(match):
-        m: Obj = {}
-        if path is not None:
-            m["path"] = path
-        if headers:
-            m["headers"] = headers
-        if method is not None:
-            m["method"] = method
-        out.append(m or {"path": {"type": "PathPrefix", "value": "/"}})
     return out
 
 
@@ -217,7 +199,7 @@ class KumaTranslator(Translator):
                            f"match {m.name!r} has several conditions on one header; Kuma keeps only "
                            "the first, so the match is left out and its requests go to the root Service")
                 continue
-            out.extend(route_matches(m))
+            out.extend(route_matches(m, header_matches))
         return out
 
     # ---- TrafficTarget -----------------------------------------------------
