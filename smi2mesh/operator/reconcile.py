@@ -146,29 +146,36 @@ class Plan:
 
 
 class Parser:
-    """Parses bodies into the model, cached by uid and resourceVersion."""
+    """Parses bodies into the model, once per object version.
+
+    One entry per object (keyed by uid), replaced when its resourceVersion
+    changes, so memory follows the number of objects, not their history.
+    """
 
     def __init__(self) -> None:
-        self._cache: dict[tuple[str, str, str], tuple[object | None, list[Problem]]] = {}
+        self._cache: dict[str, tuple[str, str, tuple[object | None, list[Problem]]]] = {}
 
     def parse(self, body: Body) -> tuple[object | None, list[Problem]]:
         meta = body.get("metadata") or {}
         version = str(body.get(VERSION_KEY) or body.get("apiVersion"))
-        cache_key = (str(meta.get("uid") or meta.get("name")), str(meta.get("resourceVersion")), version)
-        hit = self._cache.get(cache_key)
-        if hit is None:
-            raw = {k: v for k, v in body.items() if k not in (VERSION_KEY, "status")}
-            raw["apiVersion"] = version
-            hit = inputs_mod.parse_document(raw)
-            if len(self._cache) > 200_000:
-                self._cache.clear()
-            self._cache[cache_key] = hit
-        return hit
+        ident = str(meta.get("uid") or f"{body.get('kind')}/{meta.get('namespace')}/{meta.get('name')}")
+        rv = str(meta.get("resourceVersion"))
+        hit = self._cache.get(ident)
+        if hit is not None and hit[0] == rv and hit[1] == version:
+            return hit[2]
+        raw = {k: v for k, v in body.items() if k not in (VERSION_KEY, "status")}
+        raw["apiVersion"] = version
+        result = inputs_mod.parse_document(raw)
+        self._cache[ident] = (rv, version, result)
+        return result
 
-    def forget(self, live_keys: set[tuple[str, str, str]]) -> None:
-        """Drop entries of objects that are gone, so memory follows the cluster."""
-        for k in [k for k in self._cache if k not in live_keys]:
-            del self._cache[k]
+    def forget_except(self, live: set[str]) -> None:
+        """Drop entries of objects that no longer exist."""
+        for ident in [i for i in self._cache if i not in live]:
+            del self._cache[ident]
+
+    def __len__(self) -> int:
+        return len(self._cache)
 
 
 def mesh_of(body: Body, namespace_labels: Mapping[str, str], config: OperatorConfig) -> str:

@@ -274,6 +274,7 @@ class Operator:
                 continue
             if changed or time.monotonic() - last_resync > self.config.resync_seconds:
                 last_resync = time.monotonic()
+                self.parser.forget_except(self.store.identities())
                 self.store.mark_all()
 
     async def reconcile_namespace(self, ns: str) -> None:

@@ -151,5 +151,16 @@ class Store:
         body = self.objects.get(NAMESPACES, {}).get(namespace, {}).get(namespace)
         return ((body or {}).get("metadata") or {}).get("labels") or {}
 
+    def identities(self) -> set[str]:
+        """Parser cache keys of every cached object (uid, else kind/namespace/name)."""
+        out: set[str] = set()
+        for by_ns in self.objects.values():
+            for objs in by_ns.values():
+                for body in objs.values():
+                    meta = body.get("metadata") or {}
+                    out.add(str(meta.get("uid") or
+                                f"{body.get('kind')}/{meta.get('namespace')}/{meta.get('name')}"))
+        return out
+
     def count(self, keys: Iterable[Key]) -> int:
         return sum(len(objs) for k in keys for objs in self.objects.get(k, {}).values())

@@ -234,3 +234,16 @@ def test_config_from_flags_and_environment() -> None:
 def test_config_errors_name_the_value(argv: tuple[str, ...], env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         from_args(_args(*argv), env)
+
+
+def test_parse_cache_keeps_one_entry_per_object() -> None:
+    parser = reconcile.Parser()
+    body = copy.deepcopy(SPLIT)
+    first = parser.parse(body)
+    assert parser.parse(copy.deepcopy(body)) is first  # cached
+    for rv in range(10):
+        body["metadata"]["resourceVersion"] = str(100 + rv)
+        parser.parse(copy.deepcopy(body))
+    assert len(parser) == 1
+    parser.forget_except(set())
+    assert len(parser) == 0
