@@ -96,7 +96,9 @@ class Pattern:
         if self.type is MatchType.ANY:
             return ".*"
         if self.type is MatchType.EXACT:
-            return escape(self.value)
+            # An empty exact value ("$" as an SMI path) must stay "only the empty
+            # string": an empty regex would match everything in some engines.
+            return escape(self.value) if self.value else "^$"
         if self.type is MatchType.PREFIX:
             return escape(self.value) + ".*"
         if self.type is MatchType.SUFFIX:

@@ -71,3 +71,11 @@ def test_value_classification_keeps_full_match_meaning(regex: str, text: str) ->
     direct = re2.fullmatch(f"(?:{regex})", text) is not None
     classified = re2.fullmatch(classify_value(regex).full_regex(), text) is not None
     assert direct == classified
+
+
+def test_empty_exact_path_never_becomes_an_empty_regex() -> None:
+    """'$' is the empty path: it must full-match only '', never everything."""
+    pattern = classify_path("$")
+    assert pattern == Pattern(MatchType.EXACT, "")
+    assert pattern.full_regex() == "^$"
+    assert re2.fullmatch(pattern.full_regex(), "/") is None

@@ -1,14 +1,14 @@
 """Minimal reproductions of bugs the fuzzer found, kept as regular tests.
 
-Each is marked ``xfail(strict=True)`` until the translator is fixed, so the
-fix turns it into an unexpected pass that asks for the marker to go.
+Both were an SMI path regex of ``$`` (the empty path, which no request has):
+``Pattern.full_regex()`` rendered it as an empty regex, which Cilium reads
+as "any path" and Kuma's CRD rejects. It now renders as ``^$``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import pytest
 import yaml
 
 from smi2mesh.inputs import parse_documents
@@ -35,9 +35,6 @@ def _inputs(text: str) -> Inputs:
     return parse_documents([(f"regression:{i}", d) for i, d in enumerate(docs)])
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "cilium: pathRegex '$' classifies as Exact '' and Pattern.full_regex() gives '', "
-    "emitted as PortRuleHTTP path '' which Cilium reads as 'any path' (access widened)"))
 def test_cilium_empty_path_regex_does_not_allow_every_path() -> None:
     inputs = _inputs(EMPTY_PATH_GROUP + """
 ---
@@ -61,9 +58,6 @@ spec: {serviceAccountName: a}
     assert not cilium_access.allows(objects, req)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "kuma: pathRegex '$' becomes a MeshHTTPRoute path {type: RegularExpression, value: ''}, "
-    "which the Kuma CRD rejects (minLength 1)"))
 def test_kuma_empty_path_regex_gives_a_valid_mesh_http_route() -> None:
     inputs = _inputs(EMPTY_PATH_GROUP + """
 ---
