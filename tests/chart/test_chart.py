@@ -56,11 +56,10 @@ def namespaced_contract(meshes: Iterable[str], *, peering: bool) -> set[Grant]:
     }
     for group, resources in smi.items():
         expected |= grants(group, resources, READ)
-        expected |= grants(group, [f"{r}/status" for r in resources], ("get", "patch"))
+        expected |= grants(group, [f"{r}/status" for r in resources], ("patch",))
     expected |= grants("", ["services", "pods"], READ)
     expected |= grants("apps", ["deployments", "statefulsets", "daemonsets"], READ)
-    expected |= grants("", ["events"], ("create", "patch"))
-    expected |= grants("events.k8s.io", ["events"], ("create", "patch"))
+    expected |= grants("", ["events"], ("create",))
     for mesh in meshes:
         for kind in TRANSLATORS[mesh].emits:
             expected |= grants(kind.group, [kind.plural], WRITE)
@@ -74,6 +73,9 @@ def cluster_contract(watch: list[str], *, peering: bool) -> set[Grant]:
     expected = grants("apiextensions.k8s.io", ["customresourcedefinitions"], READ)
     if watch:
         expected |= grants("", ["namespaces"], ("get",), names=watch)
+        # kopf lists and watches the cluster-scoped Namespace kind cluster-wide even when
+        # the operator watches named namespaces (see templates/rbac.yaml).
+        expected |= grants("", ["namespaces"], ("list", "watch"))
     else:
         expected |= grants("", ["namespaces"], READ)
         if peering:

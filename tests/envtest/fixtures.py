@@ -263,7 +263,8 @@ def install_crds(http: KubeHTTP, crds: Iterable[Mapping[str, Any]]) -> list[str]
     while pending:
         for name in sorted(pending):
             response = http.request("GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
-            conditions = (response.json() or {}).get("status", {}).get("conditions", [])
+            # status and its conditions can both be null right after creation.
+            conditions = ((response.json() or {}).get("status") or {}).get("conditions") or []
             if any(c["type"] == "Established" and c["status"] == "True" for c in conditions):
                 pending.discard(name)
         if pending and time.monotonic() > deadline:

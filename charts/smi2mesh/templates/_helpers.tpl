@@ -95,16 +95,17 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | 
 - apiGroups: ["specs.smi-spec.io"]
   resources: ["httproutegroups", "tcproutes", "udproutes"]
   verbs: ["get", "list", "watch"]
-# The operator reports translation results and findings in the SMI objects' status.
+# The operator reports translation results and findings in the SMI objects' status
+# (a merge patch of the status subresource; it never needs to read it there).
 - apiGroups: ["split.smi-spec.io"]
   resources: ["trafficsplits/status"]
-  verbs: ["get", "patch"]
+  verbs: ["patch"]
 - apiGroups: ["access.smi-spec.io"]
   resources: ["traffictargets/status"]
-  verbs: ["get", "patch"]
+  verbs: ["patch"]
 - apiGroups: ["specs.smi-spec.io"]
   resources: ["httproutegroups/status", "tcproutes/status", "udproutes/status"]
-  verbs: ["get", "patch"]
+  verbs: ["patch"]
 # Services give route ports; pods carry the labels of the ServiceAccounts' workloads
 # that Istio and Linkerd policies select.
 - apiGroups: [""]
@@ -114,13 +115,11 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | 
 - apiGroups: ["apps"]
   resources: ["deployments", "statefulsets", "daemonsets"]
   verbs: ["get", "list", "watch"]
-# kopf posts Kubernetes events about handler progress and failures on the SMI objects.
+# The operator posts core/v1 Events for findings, conflicts and invalid input
+# (kopf's own event posting is switched off).
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create", "patch"]
-- apiGroups: ["events.k8s.io"]
-  resources: ["events"]
-  verbs: ["create", "patch"]
+  verbs: ["create"]
 {{- include "smi2mesh.meshRules" . }}
 {{- if and .Values.peering.enabled .Values.watchNamespaces }}
 # kopf peering, namespaced mode: the operator keeps its liveness in the KopfPeering
