@@ -351,27 +351,33 @@ class Operator:
                 gauge.labels(k).set(v)
 
     def _write_statuses(self, plan: reconcile.Plan) -> int:
-        written = 0
+        todo: list[tuple[reconcile.Outcome, dict[str, Any], Mapping[str, Any]]] = []
         for out in plan.outcomes.values():
             old = out.body.get("status") or {}
             new = reconcile.merge_times(reconcile.desired_status(out, self.config), old)
-            if not reconcile.status_changed(new, old):
-                continue
-            log.debug("status of %s changes", out.ref, extra={"old": old, "new": new})
-            res = self.discovery.inputs[out.key]
+            if reconcile.status_changed(new, old):
+                log.debug("status of %s changes", out.ref, extra={"old": old, "new": new})
+                todo.append((out, new, old))
+        written: list[int] = []
+
+        def write(item: tuple[reconcile.Outcome, dict[str, Any], Mapping[str, Any]]) -> None:
+            out, new, old = item
             meta = out.body["metadata"]
             for reason, message in reconcile.events_for(new, old):
                 self.kube.event(out.body, reason, message)
             if out.key in self.no_status:
-                continue
+                return
+            res = self.discovery.inputs[out.key]
             if not self.kube.patch_status(res, meta["namespace"], meta["name"], new):
                 # The cluster's CRD has no status subresource: say it once, keep working.
                 self.no_status.add(out.key)
                 log.warning("%s has no status subresource; conditions are reported as events only",
                             res.plural)
-                continue
-            written += 1
-        return written
+                return
+            written.append(1)
+
+        reconcile.run_all(write, todo)
+        return len(written)
 
     # -- servers
 

@@ -95,6 +95,12 @@ def slim(key: Key, body: Mapping[str, Any]) -> Body:
     return out
 
 
+def _comparable(body: Mapping[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in body.items() if k != "status"}
+    out["metadata"] = {k: v for k, v in (body.get("metadata") or {}).items() if k != "resourceVersion"}
+    return out
+
+
 @dataclass
 class Store:
     """Watched objects by kind, namespace and name; plus the dirty-namespace queue."""
@@ -104,12 +110,22 @@ class Store:
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
 
     def upsert(self, key: Key, body: Mapping[str, Any]) -> None:
+        """Cache *body*; mark its namespace only if something a plan reads changed.
+
+        Every write of ours comes back as a watch event (the object, the SMI
+        object's status); those change only the resourceVersion or status, and
+        marking them would cost a second pass over the namespace for nothing.
+        """
         meta = body.get("metadata") or {}
         ns, name = meta.get("namespace") or "", meta.get("name") or ""
         if key == NAMESPACES:
             ns = name
-        self.objects.setdefault(key, {}).setdefault(ns, {})[name] = slim(key, body)
-        self.mark(ns)
+        new = slim(key, body)
+        by_name = self.objects.setdefault(key, {}).setdefault(ns, {})
+        old = by_name.get(name)
+        by_name[name] = new
+        if old is None or _comparable(old) != _comparable(new):
+            self.mark(ns)
 
     def remove(self, key: Key, body: Mapping[str, Any]) -> None:
         meta = body.get("metadata") or {}
