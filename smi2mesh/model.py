@@ -272,6 +272,7 @@ class Inputs:
     _services: dict[tuple[str, str], Service] = field(init=False, repr=False)
     _by_sa: dict[tuple[str, str], list[Workload]] = field(init=False, repr=False)
     _by_ns: dict[str, list[Workload]] = field(init=False, repr=False)
+    _by_label: dict[tuple[str, str, str], list[Workload]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(
@@ -287,11 +288,15 @@ class Inputs:
         )
         by_sa: dict[tuple[str, str], list[Workload]] = {}
         by_ns: dict[str, list[Workload]] = {}
+        by_label: dict[tuple[str, str, str], list[Workload]] = {}
         for w in self.workloads:
             by_sa.setdefault((w.meta.namespace, w.service_account), []).append(w)
             by_ns.setdefault(w.meta.namespace, []).append(w)
+            for k, v in w.pod_labels.items():
+                by_label.setdefault((w.meta.namespace, k, v), []).append(w)
         object.__setattr__(self, "_by_sa", by_sa)
         object.__setattr__(self, "_by_ns", by_ns)
+        object.__setattr__(self, "_by_label", by_label)
 
     @classmethod
     def of(cls, objects: Iterable[object]) -> Inputs:
@@ -327,6 +332,15 @@ class Inputs:
     def workloads_of(self, namespace: str, service_account: str) -> list[Workload]:
         """Workloads whose pods run as *service_account* in *namespace*."""
         return self._by_sa.get((namespace, service_account), [])
+
+    def workloads_selected(self, namespace: str, selector: Mapping[str, str]) -> list[Workload]:
+        """Workloads in *namespace* whose pods carry every label of *selector*."""
+        if not selector:
+            return self.workloads_in(namespace)
+        lists = [self._by_label.get((namespace, k, v), []) for k, v in selector.items()]
+        smallest = min(lists, key=len)
+        items = selector.items()
+        return [w for w in smallest if items <= w.pod_labels.items()]
 
     def workloads_in(self, namespace: str) -> list[Workload]:
         """All workloads in *namespace*."""

@@ -380,15 +380,14 @@ def pod_selectors(tt: TrafficTarget, em: Emitter) -> list[dict[str, str]]:
                    f"no workload in the input runs as ServiceAccount {dest.namespace}/{dest.name}; "
                    "cannot select its pods, no policy emitted")
         return []
-    others = [w for w in em.inputs.workloads_in(dest.namespace) if w.service_account != dest.name]
     found: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
     for w in workloads:
         chosen: dict[str, str] | None = None
         for candidate in (w.selector, w.pod_labels):
             if not candidate:
                 continue
-            items = candidate.items()
-            if not any(items <= o.pod_labels.items() for o in others):
+            if all(o.service_account == dest.name
+                   for o in em.inputs.workloads_selected(dest.namespace, candidate)):
                 chosen = dict(candidate)
                 break
         if chosen is None:
