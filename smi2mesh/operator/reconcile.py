@@ -43,7 +43,6 @@ from smi2mesh.translators.base import MANAGED_BY, MANAGER, SOURCE_ANNOTATION, Op
 
 log = logging.getLogger("smi2mesh.reconcile")
 POLICY_KINDS = frozenset(("TrafficSplit", "TrafficTarget"))
-KEY_OF_KIND: Mapping[str, Key] = {kind: key for key, kind in SMI_KINDS.items()}
 _REF_REASONS = frozenset((FindingReason.UNRESOLVED_REFERENCE, FindingReason.AMBIGUOUS_SELECTOR))
 MAX_MESSAGE = 2048
 

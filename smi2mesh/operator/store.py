@@ -177,6 +177,3 @@ class Store:
                     out.add(str(meta.get("uid") or
                                 f"{body.get('kind')}/{meta.get('namespace')}/{meta.get('name')}"))
         return out
-
-    def count(self, keys: Iterable[Key]) -> int:
-        return sum(len(objs) for k in keys for objs in self.objects.get(k, {}).values())
