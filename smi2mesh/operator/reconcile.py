@@ -79,18 +79,21 @@ def _owned_part(obj: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def drift(desired: Mapping[str, Any], live: Mapping[str, Any]) -> str:
-    """What differs on the fields we own; empty when the live object is up to date.
+def drift(desired: Mapping[str, Any], live: Mapping[str, Any]) -> bool:
+    """Whether the live object differs from what we want on the fields we own.
 
     Plain equality decides (``1 == 1.0`` holds, as it should for JSON numbers):
     this runs for every object on every pass, where DeepDiff cost ~5 ms an
-    object. DeepDiff only describes a real drift, for the log.
+    object. :func:`describe_drift` explains a real drift, for the log.
     """
     mine = _owned_part(desired)
-    theirs = _project(_owned_part(live), mine)
-    if mine == theirs:
-        return ""
-    return _short(DeepDiff(mine, theirs, ignore_numeric_type_changes=True))
+    return bool(mine != _project(_owned_part(live), mine))
+
+
+def describe_drift(desired: Mapping[str, Any], live: Mapping[str, Any]) -> str:
+    """DeepDiff of the fields we own, shortened for a log line."""
+    mine = _owned_part(desired)
+    return _short(DeepDiff(mine, _project(_owned_part(live), mine), ignore_numeric_type_changes=True))
 
 
 def is_ours(live: Mapping[str, Any], smi_uids: set[str]) -> bool:
@@ -117,7 +120,11 @@ class Write:
     resource: Resource
     obj: Body
     sources: list[str]
-    diff: str = ""
+    live: Body | None = None  # the object as it is, for apply; explains the drift on demand
+
+    def describe(self) -> str:
+        """What drifted (DeepDiff), computed only for the few writes a log line shows."""
+        return describe_drift(self.obj, self.live) if self.live is not None else ""
 
 
 @dataclass
@@ -262,9 +269,8 @@ def plan_namespace(namespace: str, store: Store, config: OperatorConfig, parser:
         if current is None:
             plan.writes.append(Write("create", res, obj, sources))
             continue
-        diff = drift(obj, current)
-        if diff:
-            plan.writes.append(Write("apply", res, obj, sources, diff=diff))
+        if drift(obj, current):
+            plan.writes.append(Write("apply", res, obj, sources, live=current))
     for lkey, body in sorted(live.items()):
         if lkey in desired or not is_ours(body, smi_uids):
             continue

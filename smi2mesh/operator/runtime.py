@@ -306,7 +306,7 @@ class Operator:
             "creates": sum(w.verb == "create" for w in plan.writes),
             "applies": sum(w.verb == "apply" for w in plan.writes), "deletes": len(plan.deletes),
             "statuses": statuses, "writes": writes,
-            "drift": [w.diff for w in plan.writes if w.diff][:3]})
+            "drift": [w.describe() for w in plan.writes if w.verb == "apply"][:3]})
 
     def _throttle(self, plan: reconcile.Plan) -> None:
         """Hold back repairs of objects someone keeps changing; come back when allowed."""

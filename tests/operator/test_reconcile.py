@@ -79,7 +79,7 @@ def test_drift_on_our_fields_is_repaired() -> None:
     live["spec"]["hosts"] = ["evil.example.com"]
     (w,) = plan(store_with(SPLIT, live=[live])).writes
     assert w.verb == "apply"
-    assert "hosts" in w.diff
+    assert "hosts" in w.describe()
     removed = desired_vs()
     removed["metadata"]["uid"] = "vs-uid"
     del removed["metadata"]["labels"]["smi2mesh.io/mesh"]

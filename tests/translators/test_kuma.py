@@ -11,10 +11,17 @@ from smi2mesh.findings import FindingReason
 from smi2mesh.inputs import parse_documents
 from smi2mesh.model import HeaderMatch, HTTPMatch, Identity
 from smi2mesh.translate import translate
+from smi2mesh.translators import gateway_api
 from smi2mesh.translators.base import Options, TranslationResult
-from smi2mesh.translators.kuma import header_matches, route_matches
+from smi2mesh.translators.kuma import header_matches
 from tests.access import HttpRequest, Request, smi_allows
 from tests.access.kuma import allows
+
+
+def route_matches(match: HTTPMatch) -> list[dict[str, object]]:
+    """Kuma's matches: the shared builder with Kuma's header conditions."""
+    return gateway_api.route_matches(match, header_matches)
+
 
 SERVICE = """
 apiVersion: v1
