@@ -66,6 +66,13 @@ class Resource:
         return base
 
 
+def _int(value: object) -> int:
+    try:
+        return int(str(value))
+    except ValueError:
+        return 0
+
+
 class Kube:
     """Blocking API calls with one shared client, safe to use from several threads."""
 
@@ -138,22 +145,29 @@ class Kube:
         version = pref.get("version")
         return str(version) if version else None
 
-    def list(self, res: Resource, namespace: str | None = None) -> list[dict[str, Any]]:
-        """Every object of *res* (in *namespace*, or everywhere)."""
+    def list_at(self, res: Resource, namespace: str | None = None) -> tuple[list[dict[str, Any]], int]:
+        """Every object of *res*, and the resourceVersion the list was read at (0 if unknown)."""
         items: list[dict[str, Any]] = []
         cont = ""
+        version = 0
         while True:
             query = [("limit", "500")] + ([("continue", cont)] if cont else [])
             status, body = self.request("GET", res.path(namespace), query=query, what=f"list {res.plural}")
             if status == 404 or not isinstance(body, Mapping):
-                return items
+                return items, version
             for item in body.get("items") or []:
                 item.setdefault("apiVersion", res.api_version)
                 item.setdefault("kind", res.kind)
                 items.append(item)
-            cont = (body.get("metadata") or {}).get("continue") or ""
+            meta = body.get("metadata") or {}
+            version = max(version, _int(meta.get("resourceVersion")))
+            cont = meta.get("continue") or ""
             if not cont:
-                return items
+                return items, version
+
+    def list(self, res: Resource, namespace: str | None = None) -> list[dict[str, Any]]:
+        """Every object of *res* (in *namespace*, or everywhere)."""
+        return self.list_at(res, namespace)[0]
 
     def get(self, res: Resource, namespace: str | None, name: str) -> dict[str, Any] | None:
         status, body = self.request("GET", res.path(namespace, name), what=f"get {res.plural}/{name}")
@@ -162,10 +176,19 @@ class Kube:
     # ---- writes ----------------------------------------------------------------
 
     def create(self, res: Resource, obj: Mapping[str, Any]) -> dict[str, Any]:
-        """Create; a 409 (someone else's object appeared) surfaces as ApiError."""
+        """Create with server-side apply *without* forcing conflicts.
+
+        Every field is then owned by our Apply manager, so a field we stop
+        setting later is removed by the next apply (a POST would leave fields
+        owned by an Update manager behind, keeping a policy broader than
+        wanted). Not forcing means another manager's conflicting field is a
+        409, not a takeover; the caller only creates what its cache lacks.
+        """
         meta = obj["metadata"]
-        _, body = self.request("POST", res.path(meta.get("namespace")), query=[("fieldManager", MANAGER)],
-                               body=obj, what=f"create {res.kind} {meta.get('namespace')}/{meta['name']}")
+        _, body = self.request(
+            "PATCH", res.path(meta.get("namespace"), meta["name"]),
+            query=[("fieldManager", MANAGER)], body=obj, content_type="application/apply-patch+yaml",
+            what=f"create {res.kind} {meta.get('namespace')}/{meta['name']}")
         return dict(body or {})
 
     def apply(self, res: Resource, obj: Mapping[str, Any]) -> dict[str, Any]:
@@ -187,12 +210,20 @@ class Kube:
 
     def patch_status(self, res: Resource, namespace: str, name: str,
                      status: Mapping[str, Any]) -> bool:
-        """Merge-patch ``status``; False when the resource has no status subresource."""
-        code, _ = self.request("PATCH", res.path(namespace, name, "status"), body={"status": status},
-                               content_type="application/merge-patch+json",
-                               query=[("fieldManager", MANAGER)],
-                               what=f"status {res.kind} {namespace}/{name}")
-        return code != 404
+        """Merge-patch ``status``; False when the resource has no status subresource.
+
+        A 404 also comes back when the object itself is gone (deleted while
+        we planned): that is not an error, there is just nothing to report on.
+        """
+        try:
+            self.request("PATCH", res.path(namespace, name, "status"), body={"status": status},
+                         content_type="application/merge-patch+json", query=[("fieldManager", MANAGER)],
+                         what=f"status {res.kind} {namespace}/{name}")
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+            return self.get(res, namespace, name) is None
+        return True
 
     def event(self, involved: Mapping[str, Any], reason: str, message: str, type_: str = "Warning") -> None:
         """Post a core/v1 Event about *involved* (best effort: events are advisory)."""

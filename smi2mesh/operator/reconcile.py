@@ -21,6 +21,8 @@ written, and the SMI object says so.
 from __future__ import annotations
 
 import datetime
+import hashlib
+import json
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -45,6 +47,7 @@ log = logging.getLogger("smi2mesh.reconcile")
 POLICY_KINDS = frozenset(("TrafficSplit", "TrafficTarget"))
 _REF_REASONS = frozenset((FindingReason.UNRESOLVED_REFERENCE, FindingReason.AMBIGUOUS_SELECTOR))
 MAX_MESSAGE = 2048
+HASH_ANNOTATION = "smi2mesh.io/desired-hash"
 
 
 def output_resources(config: OperatorConfig) -> dict[tuple[str, str], Key]:
@@ -159,6 +162,11 @@ class Plan:
     outcomes: dict[str, Outcome] = field(default_factory=dict)
     managed: dict[str, int] = field(default_factory=dict)
 
+    @property
+    def smi_uids(self) -> set[str]:
+        """uids of the namespace's SMI objects: what our outputs' ownerReferences point at."""
+        return {str(o.body["metadata"].get("uid", "")) for o in self.outcomes.values()}
+
 
 class Parser:
     """Parses bodies into the model, once per object version.
@@ -204,14 +212,12 @@ def plan_namespace(namespace: str, store: Store, config: OperatorConfig, parser:
     """Decide the writes for one namespace from the cache alone."""
     plan = Plan(namespace)
     ns_labels = store.namespace_labels(namespace)
-    smi_uids: set[str] = set()
     by_mesh: dict[str, list[SmiObject]] = {}
     routes: list[SmiObject] = []
     for key in SMI_KINDS:
         for body in store.in_namespace(key, namespace).values():
             out = Outcome(body, key)
             plan.outcomes[out.ref] = out
-            smi_uids.add(str(body["metadata"].get("uid", "")))
             obj, problems = parser.parse(body)
             out.problems = problems
             if not isinstance(obj, SmiObject):
@@ -240,8 +246,12 @@ def plan_namespace(namespace: str, store: Store, config: OperatorConfig, parser:
         for obj in result.objects:
             obj["metadata"]["labels"][MESH_LABEL] = mesh
             obj["metadata"]["ownerReferences"] = _owner_refs(obj, plan)
+            # Any change to what we want, a removed field included, changes the
+            # hash, so it is applied even when every field still present matches.
+            obj["metadata"]["annotations"][HASH_ANNOTATION] = desired_hash(obj)
             okey = (obj["apiVersion"].split("/")[0], obj["kind"], obj["metadata"]["name"])
             desired[okey] = (obj, mesh)
+    smi_uids = plan.smi_uids
     # Objects whose SMI object became invalid keep their last good output.
     frozen = {ref for ref, out in plan.outcomes.items() if out.problems}
     watched = output_resources(config)
@@ -284,6 +294,15 @@ def plan_namespace(namespace: str, store: Store, config: OperatorConfig, parser:
     return plan
 
 
+def desired_hash(obj: Mapping[str, Any]) -> str:
+    """A short, stable digest of everything we set on an object."""
+    owned = _owned_part(obj)
+    owned["metadata"] = {**owned["metadata"], "annotations": {
+        k: v for k, v in (owned["metadata"].get("annotations") or {}).items() if k != HASH_ANNOTATION}}
+    text = json.dumps(owned, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def _owner_refs(obj: Body, plan: Plan) -> list[Body]:
     refs: list[Body] = []
     for i, source in enumerate(_sources(obj)):
@@ -320,25 +339,42 @@ def execute(plan: Plan, kube: Kube) -> None:
     """
     failed: set[str] = set()
 
+    def report(w: Write, message: str, conflict: bool) -> None:
+        failed.update(w.sources)
+        for s in w.sources:
+            if s in plan.outcomes:
+                target = plan.outcomes[s]
+                (target.conflicts if conflict else target.failures).append(message)
+        log.warning("%s", message)
+
     def write(w: Write) -> None:
+        name = w.obj["metadata"]["name"]
+        foreign = (f"{w.obj['kind']} {plan.namespace}/{name} exists and is not managed by "
+                   "smi2mesh; left unchanged")
         try:
-            if w.verb == "create":
-                kube.create(w.resource, w.obj)
-            else:
+            if w.verb != "create":
                 kube.apply(w.resource, w.obj)
+                return
+            try:
+                created = kube.create(w.resource, w.obj)
+            except ApiError as exc:
+                if exc.status != 409:
+                    raise
+                # Our cache may be behind our own earlier create: look before calling it foreign.
+                live = kube.get(w.resource, plan.namespace, name)
+                if live is None or not is_ours(live, plan.smi_uids):
+                    report(w, foreign, conflict=True)
+                    return
+                kube.apply(w.resource, w.obj)
+                return
+            managers = {m.get("manager") for m in (created.get("metadata") or {}).get("managedFields") or []}
+            if managers - {MANAGER, None}:
+                # Someone created it in the instant after our cache said it was absent.
+                report(w, foreign + " (found after writing our fields into it)", conflict=True)
         except TransientApiError:
             raise
         except ApiError as exc:
-            failed.update(w.sources)
-            message = f"{w.verb} {w.obj['kind']} {w.obj['metadata']['name']}: {exc}"
-            if exc.status == 409:  # someone created it between our read and our write
-                message = (f"{w.obj['kind']} {plan.namespace}/{w.obj['metadata']['name']} exists "
-                           "and is not managed by smi2mesh; left unchanged")
-            for s in w.sources:
-                if s in plan.outcomes:
-                    target = plan.outcomes[s]
-                    (target.conflicts if exc.status == 409 else target.failures).append(message)
-            log.warning("%s", message)
+            report(w, f"{w.verb} {w.obj['kind']} {name}: {exc}", conflict=False)
 
     def delete(w: Write) -> None:
         meta = w.obj["metadata"]

@@ -225,25 +225,39 @@ class Operator:
         """List everything once before the first reconcile, so nothing looks missing."""
         self.discovery.resolve_inputs()
         self.discovery.refresh_outputs()
-        namespaces = self.config.namespaces or [None]
-        for key, res in self.discovery.inputs.items():
-            if key == NAMESPACES:
-                if self.config.all_namespaces:
-                    self.store.replace(key, self.kube.list(res))
-                else:
-                    self.store.replace(key, [b for ns in self.config.namespaces
-                                             if (b := self.kube.get(res, None, ns)) is not None])
+        self.apply_lists(self.fetch_lists())
+        self.store.mark_all()
+
+    def fetch_lists(self) -> list[tuple[Key, list[dict[str, Any]], int]]:
+        """Read every watched kind (blocking; run in a thread).
+
+        Watches resumed after a "410 Gone" re-list without reporting what was
+        deleted meanwhile; a periodic full list is what catches those.
+        """
+        namespaces: list[str | None] = list(self.config.namespaces) or [None]
+        out: list[tuple[Key, list[dict[str, Any]], int]] = []
+        resources = [*self.discovery.inputs.items(),
+                     *(((r.group, r.plural), r) for r in self.discovery.outputs.values() if r)]
+        for key, res in resources:
+            if key == NAMESPACES and not self.config.all_namespaces:
+                out.append((key, [b for ns in self.config.namespaces
+                                  if (b := self.kube.get(res, None, ns)) is not None], 0))
                 continue
-            bodies = [b for ns in namespaces for b in self.kube.list(res, ns)]
+            bodies: list[dict[str, Any]] = []
+            listed_at = 0
+            for ns in ([None] if key == NAMESPACES else namespaces):
+                items, version = self.kube.list_at(res, ns)
+                bodies.extend(items)
+                listed_at = version if not listed_at else min(listed_at, version)
             if key == ("", "pods"):
                 bodies = [b for b in bodies if not (b.get("metadata") or {}).get("ownerReferences")]
-            self.store.replace(key, bodies)
-        for out in self.discovery.outputs.values():
-            if out is not None:
-                res = out
-                self.store.replace((res.group, res.plural),
-                                   [b for ns in namespaces for b in self.kube.list(res, ns)])
-        self.store.mark_all()
+            out.append((key, bodies, listed_at))
+        return out
+
+    def apply_lists(self, lists: list[tuple[Key, list[dict[str, Any]], int]]) -> None:
+        """Merge fetched lists into the cache (on the event loop, where handlers write too)."""
+        for key, bodies, listed_at in lists:
+            self.store.replace(key, bodies, listed_at)
 
     # -- the loop
 
@@ -274,6 +288,10 @@ class Operator:
                 continue
             if changed or time.monotonic() - last_resync > self.config.resync_seconds:
                 last_resync = time.monotonic()
+                try:
+                    self.apply_lists(await asyncio.to_thread(self.fetch_lists))
+                except ApiError as exc:
+                    log.warning("re-list failed: %s", exc)
                 self.parser.forget_except(self.store.identities())
                 self.store.mark_all()
 

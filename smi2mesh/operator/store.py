@@ -37,6 +37,7 @@ CONTEXT_KINDS: Mapping[Key, str] = {
 }
 NAMESPACES: Key = ("", "namespaces")
 VERSION_KEY = "smi2mesh.io/written-as"
+MAX_TOMBSTONES = 50_000
 
 
 def written_version(body: Mapping[str, Any]) -> str:
@@ -95,6 +96,13 @@ def slim(key: Key, body: Mapping[str, Any]) -> Body:
     return out
 
 
+def _rv(body: Mapping[str, Any]) -> int:
+    try:
+        return int((body.get("metadata") or {}).get("resourceVersion") or 0)
+    except ValueError:  # resourceVersions are opaque; etcd's are integers
+        return 0
+
+
 def _comparable(body: Mapping[str, Any]) -> dict[str, Any]:
     out = {k: v for k, v in body.items() if k != "status"}
     out["metadata"] = {k: v for k, v in (body.get("metadata") or {}).items() if k != "resourceVersion"}
@@ -108,6 +116,8 @@ class Store:
     objects: dict[Key, dict[str, dict[str, Body]]] = field(default_factory=dict)
     dirty: set[str] = field(default_factory=set)
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    # uids seen deleted or replaced, oldest first (bounded), to ignore late events.
+    gone: dict[str, None] = field(default_factory=dict)
 
     def upsert(self, key: Key, body: Mapping[str, Any]) -> None:
         """Cache *body*; mark its namespace only if something a plan reads changed.
@@ -115,34 +125,69 @@ class Store:
         Every write of ours comes back as a watch event (the object, the SMI
         object's status); those change only the resourceVersion or status, and
         marking them would cost a second pass over the namespace for nothing.
+
+        kopf handles each uid in its own worker, so after a delete and a
+        re-create under the same name a late event of the old uid can arrive
+        after the new one's: events of uids known to be gone are ignored.
         """
         meta = body.get("metadata") or {}
-        ns, name = meta.get("namespace") or "", meta.get("name") or ""
+        ns, name, uid = meta.get("namespace") or "", meta.get("name") or "", meta.get("uid") or ""
         if key == NAMESPACES:
             ns = name
+        if uid and uid in self.gone:
+            return
         new = slim(key, body)
         by_name = self.objects.setdefault(key, {}).setdefault(ns, {})
         old = by_name.get(name)
+        old_uid = ((old or {}).get("metadata") or {}).get("uid") or ""
+        if old_uid and uid and old_uid != uid:
+            self._bury(old_uid)
         by_name[name] = new
         if old is None or _comparable(old) != _comparable(new):
             self.mark(ns)
 
     def remove(self, key: Key, body: Mapping[str, Any]) -> None:
+        """Forget *body*, but only the object with its uid (not a re-created namesake)."""
         meta = body.get("metadata") or {}
-        ns, name = meta.get("namespace") or "", meta.get("name") or ""
+        ns, name, uid = meta.get("namespace") or "", meta.get("name") or "", meta.get("uid") or ""
         if key == NAMESPACES:
             ns = name
-        self.objects.get(key, {}).get(ns, {}).pop(name, None)
-        self.mark(ns)
-
-    def replace(self, key: Key, bodies: Iterable[Mapping[str, Any]]) -> None:
-        """Set everything of one kind at once (after a full list)."""
-        old = {ns for ns, objs in self.objects.get(key, {}).items() if objs}
-        self.objects[key] = {}
-        for body in bodies:
-            self.upsert(key, body)
-        for ns in old:
+        if uid:
+            self._bury(uid)
+        by_name = self.objects.get(key, {}).get(ns, {})
+        cached_uid = ((by_name.get(name) or {}).get("metadata") or {}).get("uid") or ""
+        if not uid or not cached_uid or cached_uid == uid:
+            by_name.pop(name, None)
             self.mark(ns)
+
+    def _bury(self, uid: str) -> None:
+        self.gone[uid] = None
+        if len(self.gone) > MAX_TOMBSTONES:
+            self.gone.pop(next(iter(self.gone)))
+
+    def replace(self, key: Key, bodies: Iterable[Mapping[str, Any]], listed_at: int = 0) -> None:
+        """Reconcile the cache of one kind with a full list read at *listed_at*.
+
+        Objects missing from the list are dropped (a deletion the watch missed,
+        e.g. across a "410 Gone"), unless they changed after the list was read.
+        Cached copies newer than the listed ones are kept. Only namespaces
+        where something changed are marked.
+        """
+        by_ns = self.objects.setdefault(key, {})
+        seen: set[tuple[str, str]] = set()
+        for body in bodies:
+            meta = body.get("metadata") or {}
+            ns = meta.get("name") if key == NAMESPACES else meta.get("namespace")
+            seen.add((ns or "", meta.get("name") or ""))
+            cached = by_ns.get(ns or "", {}).get(meta.get("name") or "")
+            if cached is not None and _rv(cached) > _rv(body):
+                continue
+            self.upsert(key, body)
+        for ns, objs in list(by_ns.items()):
+            for name, cached in list(objs.items()):
+                if (ns, name) not in seen and (not listed_at or _rv(cached) <= listed_at):
+                    del objs[name]
+                    self.mark(ns)
 
     def mark(self, namespace: str) -> None:
         if namespace:

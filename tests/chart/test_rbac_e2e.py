@@ -176,7 +176,7 @@ def granted(rendered: Rendered) -> set[Grant]:
 # ---------------------------------------------------------------- what the operator did
 
 
-def grant_of(method: str, path: str) -> Grant | None:
+def grant_of(method: str, path: str, status: int = 200) -> Grant | None:
     """The (group, resource, verb) a REST call needs; None for discovery and /version."""
     parts = path.split("?", 1)[0].strip("/").split("/")
     if parts[0] == "api" and len(parts) > 2:
@@ -191,6 +191,9 @@ def grant_of(method: str, path: str) -> Grant | None:
     named = len(rest) > 1
     verb = {"GET": "get" if named else "list", "POST": "create", "PATCH": "patch", "PUT": "update",
             "DELETE": "delete" if named else "deletecollection"}[method]
+    if method == "PATCH" and status == 201:
+        # A server-side apply that created the object: authorized as create.
+        verb = "create"
     return group, resource, verb
 
 
@@ -372,7 +375,7 @@ class Scenario:
 
     def observed(self) -> set[Grant]:
         """Grants the run used: the operator's authorized calls plus kopf's watch-streams."""
-        used = {g for c in self.calls if c.status != 403 and (g := grant_of(c.method, c.path))}
+        used = {g for c in self.calls if c.status != 403 and (g := grant_of(c.method, c.path, c.status))}
         return used | kopf_streams(self.log_lines)
 
 

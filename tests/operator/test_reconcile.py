@@ -172,6 +172,9 @@ def test_a_409_on_create_is_reported_as_a_conflict() -> None:
         def create(self, res: Resource, obj: dict[str, Any]) -> None:
             raise ApiError(409, {"message": "already exists"}, "create")
 
+        def get(self, res: Resource, namespace: str, name: str) -> dict[str, Any]:
+            return {"metadata": {"name": name, "labels": {"team": "payments"}}}  # someone else's
+
     reconcile.execute(p, RacingKube())  # type: ignore[arg-type]
     assert p.outcomes["TrafficSplit/shop/web"].conflicts
 
@@ -247,3 +250,18 @@ def test_parse_cache_keeps_one_entry_per_object() -> None:
     assert len(parser) == 1
     parser.forget_except(set())
     assert len(parser) == 0
+
+
+def test_a_field_we_stop_setting_is_an_apply_not_silently_kept() -> None:
+    """When a TrafficTarget's rules all become unresolved, the desired policy loses
+    spec.rules; the live one must be re-applied (server-side apply then removes the
+    field we no longer set), or it would keep allowing what SMI no longer allows."""
+    live = desired_vs()
+    live["metadata"]["uid"] = "vs-uid"
+    live["spec"]["extra"] = {"kept": "by us before"}  # a field our old desired object had
+    old_hash = live["metadata"]["annotations"]["smi2mesh.io/desired-hash"]
+    live["metadata"]["annotations"]["smi2mesh.io/desired-hash"] = "0" * 16
+    (w,) = plan(store_with(SPLIT, live=[live])).writes
+    assert w.verb == "apply"
+    assert w.obj["metadata"]["annotations"]["smi2mesh.io/desired-hash"] == old_hash
+    assert reconcile.desired_hash(w.obj) == old_hash
