@@ -173,12 +173,13 @@ class PortMatchWire(Wire):
     ports: list[Port] = []
 
 
-class TCPRouteSpecEmpty(Wire):
-    """TCPRoute v1alpha1-v1alpha3: no fields."""
-
-
 class PortRouteSpec(Wire):
-    """TCPRoute and UDPRoute v1alpha4."""
+    """TCPRoute (every version) and UDPRoute v1alpha4.
+
+    TCPRoute v1alpha1-v1alpha3 have no fields, but ``matches.ports`` is
+    honoured there too when present: dropping a port restriction would widen
+    access, like ``destination.port`` in access v1alpha3.
+    """
 
     matches: PortMatchWire | None = None
 
@@ -307,8 +308,7 @@ def _versions() -> dict[tuple[str, str], Version]:
     for v in ("v1alpha1", "v1alpha2", "v1alpha3", "v1alpha4"):
         top = v in ("v1alpha1", "v1alpha2")
         table.append(Version(SmiKind.HTTP_ROUTE_GROUP, specs, v, HTTPRouteGroupSpec, top))
-        tcp = PortRouteSpec if v == "v1alpha4" else TCPRouteSpecEmpty
-        table.append(Version(SmiKind.TCP_ROUTE, specs, v, tcp, False))
+        table.append(Version(SmiKind.TCP_ROUTE, specs, v, PortRouteSpec, False))
     table.append(Version(SmiKind.UDP_ROUTE, specs, "v1alpha4", PortRouteSpec, False))
     return {(x.api_version, x.kind.value): x for x in table}
 
@@ -498,7 +498,7 @@ def _conv_route_group(w: Any, meta: model.Meta, v: Version, prefix: str,
 def _conv_port_route(w: Any, meta: model.Meta, v: Version, prefix: str,
                      ignored: tuple[str, ...], doc: _Doc, problems: list[Problem]) -> model.SmiObject:
     proto = model.Protocol.UDP if v.kind is SmiKind.UDP_ROUTE else model.Protocol.TCP
-    m = getattr(w, "matches", None)
+    m = w.matches
     ports = tuple(sorted(set(m.ports))) if m else ()
     return model.PortRoute(meta, v.api_version, prefix, ignored, protocol=proto,
                            match_name=m.name if m else None, ports=ports)
@@ -547,7 +547,6 @@ def _conv_target(w: Any, meta: model.Meta, v: Version, prefix: str,
 _Converter = Callable[[Any, model.Meta, Version, str, tuple[str, ...], _Doc, list[Problem]], model.SmiObject]
 _CONVERT: Mapping[type[Wire], _Converter] = {
     HTTPRouteGroupSpec: _conv_route_group,
-    TCPRouteSpecEmpty: _conv_port_route,
     PortRouteSpec: _conv_port_route,
     TrafficSplitSpecV1: _conv_split,
     TrafficSplitSpecV2: _conv_split,
