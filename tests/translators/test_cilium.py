@@ -11,11 +11,11 @@ from smi2mesh import yamlio
 from smi2mesh.findings import FindingReason
 from smi2mesh.inputs import parse_documents
 from smi2mesh.model import HeaderMatch, HTTPMatch, Identity
-from smi2mesh.translate import translate
 from smi2mesh.translators.base import TranslationResult
 from smi2mesh.translators.cilium import http_rule
 from tests.access import HttpRequest, Request, smi_allows
 from tests.access.cilium import allows
+from tests.translators.helpers import translate_yaml
 
 HEAD = """
 apiVersion: specs.smi-spec.io/v1alpha4
@@ -37,8 +37,7 @@ spec:
 
 
 def _run(yaml_text: str) -> TranslationResult:
-    inputs = parse_documents(yamlio.load_documents("test.yaml", yaml_text))
-    return translate(inputs, "cilium")
+    return translate_yaml(yaml_text, "cilium")
 
 
 def _target(rules: str, sources: str = "[{kind: ServiceAccount, name: c, namespace: other}]",

@@ -15,11 +15,11 @@ from smi2mesh.translators.base import TranslationResult
 from smi2mesh.translators.consul import _header, _http_match, _path_fields, _percent
 from tests.access import HttpRequest, Request, smi_allows
 from tests.access.consul import allows, http_matches
+from tests.translators.helpers import translate_yaml
 
 
 def _run(yaml_text: str, *, check_refs: bool = True) -> TranslationResult:
-    inputs = parse_documents(yamlio.load_documents("test.yaml", yaml_text), check_refs=check_refs)
-    return translate(inputs, "consul")
+    return translate_yaml(yaml_text, "consul", check_refs=check_refs)
 
 
 def _objects(result: TranslationResult, kind: str) -> list[dict[str, Any]]:

@@ -14,6 +14,7 @@ from smi2mesh.translate import translate
 from smi2mesh.translators.base import Options, TranslationResult
 from tests.access import HttpRequest, Request, smi_allows
 from tests.access.istio import allows
+from tests.translators.helpers import translate_yaml
 
 WORKLOAD = """
 apiVersion: apps/v1
@@ -32,8 +33,7 @@ spec:
 
 
 def _run(text: str, options: Options | None = None) -> TranslationResult:
-    inputs = parse_documents(yamlio.load_documents("test.yaml", text))
-    return translate(inputs, "istio", options)
+    return translate_yaml(text, "istio", options)
 
 
 def _target(matches: str, rule: str = "- {kind: HTTPRouteGroup, name: g}") -> str:

@@ -10,12 +10,12 @@ from smi2mesh import yamlio
 from smi2mesh.findings import FindingReason
 from smi2mesh.inputs import parse_documents
 from smi2mesh.model import HeaderMatch, HTTPMatch, Identity
-from smi2mesh.translate import translate
 from smi2mesh.translators import gateway_api
 from smi2mesh.translators.base import Options, TranslationResult
 from smi2mesh.translators.kuma import header_matches
 from tests.access import HttpRequest, Request, smi_allows
 from tests.access.kuma import allows
+from tests.translators.helpers import translate_yaml
 
 
 def route_matches(match: HTTPMatch) -> list[dict[str, object]]:
@@ -34,8 +34,7 @@ spec:
 
 
 def _run(yaml_text: str, options: Options | None = None, *, check_refs: bool = True) -> TranslationResult:
-    inputs = parse_documents(yamlio.load_documents("test.yaml", yaml_text), check_refs=check_refs)
-    return translate(inputs, "kuma", options)
+    return translate_yaml(yaml_text, "kuma", options, check_refs=check_refs)
 
 
 def _reasons(result: TranslationResult) -> list[tuple[str, FindingReason]]:

@@ -9,11 +9,11 @@ from smi2mesh import yamlio
 from smi2mesh.findings import FindingReason
 from smi2mesh.inputs import parse_documents
 from smi2mesh.model import HeaderMatch, HTTPMatch, Identity
-from smi2mesh.translate import translate
 from smi2mesh.translators import linkerd
 from smi2mesh.translators.base import SOURCE_ANNOTATION, TranslationResult
 from tests.access import HttpRequest, Request, smi_allows
 from tests.access.linkerd import allows, path_match, request_match
+from tests.translators.helpers import translate_yaml
 
 WORKLOAD = """
 apiVersion: apps/v1
@@ -39,7 +39,7 @@ spec:
 
 
 def _run(text: str) -> TranslationResult:
-    return translate(parse_documents(yamlio.load_documents("test.yaml", text)), "linkerd")
+    return translate_yaml(text, "linkerd")
 
 
 def _group(matches: str) -> str:
