@@ -25,7 +25,7 @@ import kubernetes
 import prometheus_client as prom
 from aiohttp import web
 
-from smi2mesh.operator import reconcile
+from smi2mesh.operator import kopf_compat, reconcile
 from smi2mesh.operator.config import OperatorConfig
 from smi2mesh.operator.kube import ApiError, Kube, Resource, TransientApiError
 from smi2mesh.operator.store import CONTEXT_KINDS, NAMESPACES, SMI_KINDS, Key, Store
@@ -427,6 +427,7 @@ class Operator:
 
     def register(self, registry: kopf.OperatorRegistry) -> None:
         """Event handlers for every watched kind, plus start-up and clean-up."""
+        kopf_compat.install()
         for key, selector in self.watch_selectors():
             when = _unowned if key == ("", "pods") else None
             kopf.on.event(*selector, registry=registry, when=when)(self._handler(key))
