@@ -369,7 +369,7 @@ class OperatorProcess:
         return time.perf_counter() - start
 
     def reconciled(self) -> list[tuple[float, Doc]]:
-        return [(t, d) for t, d in list(self.lines) if d.get("msg") == "reconciled"]
+        return [(t, d) for t, d in list(self.lines) if d.get("msg") in ("reconciled", "statuses written")]
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:

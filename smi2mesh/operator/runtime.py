@@ -2,10 +2,13 @@
 
 kopf runs the watches (with reconnects, relists after "410 Gone", peering
 and throttling); every watch event only updates the :class:`Store` and marks
-a namespace dirty. One loop drains dirty namespaces, a few at a time, each
-through :mod:`smi2mesh.operator.reconcile`. A slow timer marks everything
-dirty again and refreshes API discovery, so drift and CRDs installed later
-are picked up even if an event was lost.
+a namespace dirty. kopf's first listing of each kind fills the store at
+start-up (:mod:`smi2mesh.operator.kopf_compat`), so nothing is listed twice.
+One loop drains dirty namespaces, a few at a time, each through
+:mod:`smi2mesh.operator.reconcile`: mesh objects first, for every dirty
+namespace, then the SMI objects' statuses. A slow timer refreshes API
+discovery and re-lists everything, so drift and CRDs installed later are
+picked up even if an event was lost.
 """
 
 from __future__ import annotations
@@ -31,7 +34,11 @@ from smi2mesh.operator.kube import ApiError, Kube, Resource, TransientApiError
 from smi2mesh.operator.store import CONTEXT_KINDS, NAMESPACES, SMI_KINDS, Key, Store
 
 log = logging.getLogger("smi2mesh.operator")
-DEBOUNCE = 0.01  # coalesces bursts of events without adding visible latency
+DEBOUNCE = 0.002  # lets a burst of watch events land before a pass, without adding latency
+# Status patches wait while mesh objects are pending (they are two thirds of
+# all writes in a bulk change), but never longer than this under steady load.
+STATUS_MAX_DELAY = 1.0
+FILL_TIMEOUT = 30.0  # seconds start-up waits for kopf's first listings before listing itself
 WORKERS = 4
 MAX_BACKOFF = 60.0
 # Drift repair against a competing writer: at most this many re-applies of an
@@ -198,6 +205,11 @@ class Operator:
         self._findings: dict[str, dict[str, int]] = {}
         self.limiter = DriftLimiter()
         self._tasks: list[asyncio.Task[None]] = []
+        self._relists: set[asyncio.Task[None]] = set()
+        self.filled = asyncio.Event()  # kopf's first listing of every watched kind is cached
+        self._unlisted: set[tuple[Key, str | None]] = set()
+        self._status_due: dict[str, reconcile.Plan] = {}  # per namespace, the newest plan
+        self._status_since = 0.0
         self._runners: list[web.AppRunner] = []
         self._last_writes = 0
 
@@ -221,24 +233,64 @@ class Operator:
 
     # -- start-up
 
-    def initial_fill(self) -> None:
-        """List everything once before the first reconcile, so nothing looks missing."""
+    def discover(self) -> None:
+        """Resolve what to watch (blocking; run in a thread) and what start-up must wait for."""
         self.discovery.resolve_inputs()
         self.discovery.refresh_outputs()
-        self.apply_lists(self.fetch_lists())
+        if not self.config.all_namespaces:
+            # The Namespace watch is cluster-wide; read the watched ones (their labels
+            # choose the mesh) even before it has listed.
+            self.apply_lists(self.fetch_lists(NAMESPACES))
+        namespaces: list[str | None] = list(self.config.namespaces) or [None]
+        served = {(r.group, r.plural) for r in self.discovery.outputs.values() if r}
+        self._unlisted = {(key, None if key == NAMESPACES else ns)
+                          for key, _ in self.watch_selectors()
+                          if key in self.discovery.inputs or key in served
+                          for ns in namespaces}
+
+    def listed(self, key: Key, namespace: str | None,
+               objects: list[Mapping[str, Any]] | None) -> None:
+        """kopf listed *key* (in *namespace*): fill the cache, or look for missed deletions."""
+        if objects is None:
+            self.relisted(key, namespace)
+            return
+        for body in objects:
+            if key != ("", "pods") or _unowned(body):
+                self.store.upsert(key, body)
+        self._unlisted.discard((key, namespace))
+        if not self._unlisted:
+            self.filled.set()
+
+    async def initial_fill(self) -> None:
+        """Wait until kopf's first listings filled the cache, so nothing looks missing.
+
+        A stream that does not list in time (e.g. a kind kopf's own discovery
+        has not seen yet) is read by a LIST of ours instead.
+        """
+        try:
+            await asyncio.wait_for(self.filled.wait(), FILL_TIMEOUT)
+        except TimeoutError:
+            late = sorted({key for key, _ in self._unlisted})
+            log.warning("no initial listing from kopf for %s after %.0fs; listing them directly",
+                        ", ".join(k[1] for k in late), FILL_TIMEOUT)
+            for key in late:
+                self.apply_lists(await asyncio.to_thread(self.fetch_lists, key))
         self.store.mark_all()
 
-    def fetch_lists(self) -> list[tuple[Key, list[dict[str, Any]], int]]:
-        """Read every watched kind (blocking; run in a thread).
+    def fetch_lists(self, only: Key | None = None) -> list[tuple[Key, list[dict[str, Any]], int]]:
+        """Read every watched kind, or *only* one (blocking; run in a thread).
 
         Watches resumed after a "410 Gone" re-list without reporting what was
-        deleted meanwhile; a periodic full list is what catches those.
+        deleted meanwhile: :meth:`relist` runs this for the kind kopf re-listed,
+        and a periodic full list catches anything else.
         """
         namespaces: list[str | None] = list(self.config.namespaces) or [None]
         out: list[tuple[Key, list[dict[str, Any]], int]] = []
         resources = [*self.discovery.inputs.items(),
                      *(((r.group, r.plural), r) for r in self.discovery.outputs.values() if r)]
         for key, res in resources:
+            if only is not None and key != only:
+                continue
             if key == NAMESPACES and not self.config.all_namespaces:
                 out.append((key, [b for ns in self.config.namespaces
                                   if (b := self.kube.get(res, None, ns)) is not None], 0))
@@ -259,6 +311,21 @@ class Operator:
         for key, bodies, listed_at in lists:
             self.store.replace(key, bodies, listed_at)
 
+    def relisted(self, key: Key, namespace: str | None) -> None:
+        """kopf re-listed *key* after its watch broke: find the deletions it cannot report."""
+        log.info("watch of %s re-listed; re-reading it for deletions missed meanwhile",
+                 key[1], extra={"namespace": namespace})
+        task = asyncio.get_running_loop().create_task(self.relist(key))
+        self._relists.add(task)
+        task.add_done_callback(self._relists.discard)
+
+    async def relist(self, key: Key) -> None:
+        try:
+            self.apply_lists(await asyncio.to_thread(self.fetch_lists, key))
+        except ApiError as exc:
+            # The periodic re-list comes back to it.
+            log.warning("re-list of %s failed: %s", key[1], exc)
+
     # -- the loop
 
     async def run_loop(self) -> None:
@@ -268,14 +335,39 @@ class Operator:
             async with sem:
                 await self.reconcile_namespace(ns)
 
-        first = True
+        await self.initial_fill()
+        passes = 0
         while True:
+            overdue = time.monotonic() - self._status_since > STATUS_MAX_DELAY
+            if self._status_due and (not self.store.dirty or overdue):
+                await self.flush_statuses()
+                continue
+            if passes and not self.ready.is_set():
+                self.ready.set()  # the first pass is written, its statuses included
             await self.store.wakeup.wait()
             await asyncio.sleep(DEBOUNCE)
             await asyncio.gather(*(one(ns) for ns in self.store.take_dirty()))
-            if first:
-                first = False
-                self.ready.set()
+            passes += 1
+
+    async def flush_statuses(self) -> None:
+        """Write the statuses (and Events) of every namespace's newest plan."""
+        due, self._status_due = self._status_due, {}
+
+        async def one(ns: str, plan: reconcile.Plan) -> None:
+            try:
+                statuses, events = await asyncio.to_thread(self._write_statuses, plan)
+            except TransientApiError as exc:
+                self._retry(ns, "transient", exc)
+                return
+            except Exception as exc:  # a bug or an unexpected refusal: retried, never fatal
+                log.exception("status of %s failed", ns)
+                self._retry(ns, type(exc).__name__, exc)
+                return
+            if statuses or events:
+                log.info("statuses written", extra={"namespace": ns, "statuses": statuses,
+                                                    "events": events, "writes": statuses + events})
+
+        await asyncio.gather(*(one(ns, plan) for ns, plan in sorted(due.items())))
 
     async def periodic(self) -> None:
         last_resync = time.monotonic()
@@ -303,7 +395,6 @@ class Operator:
                                             self.discovery.output)
             self._throttle(plan)
             await asyncio.to_thread(reconcile.execute, plan, self.kube)
-            statuses = await asyncio.to_thread(self._write_statuses, plan)
         except TransientApiError as exc:
             self._retry(ns, "transient", exc)
             return
@@ -312,6 +403,9 @@ class Operator:
             self._retry(ns, type(exc).__name__, exc)
             return
         self._backoff.pop(ns, None)
+        if not self._status_due:
+            self._status_since = time.monotonic()
+        self._status_due[ns] = plan
         elapsed = time.perf_counter() - start
         self.metrics.reconciles.labels("ok").inc()
         self.metrics.duration.observe(elapsed)
@@ -323,7 +417,7 @@ class Operator:
             "namespace": ns, "duration_ms": round(elapsed * 1000, 2), "smi_objects": len(plan.outcomes),
             "creates": sum(w.verb == "create" for w in plan.writes),
             "applies": sum(w.verb == "apply" for w in plan.writes), "deletes": len(plan.deletes),
-            "statuses": statuses, "writes": writes,
+            "writes": writes,
             "drift": [w.describe() for w in plan.writes if w.verb == "apply"][:3]})
 
     def _throttle(self, plan: reconcile.Plan) -> None:
@@ -368,7 +462,8 @@ class Operator:
             for k, v in totals.items():
                 gauge.labels(k).set(v)
 
-    def _write_statuses(self, plan: reconcile.Plan) -> int:
+    def _write_statuses(self, plan: reconcile.Plan) -> tuple[int, int]:
+        """Patch the statuses that change and post their Events; (statuses, events) written."""
         todo: list[tuple[reconcile.Outcome, dict[str, Any], Mapping[str, Any]]] = []
         for out in plan.outcomes.values():
             old = out.body.get("status") or {}
@@ -377,12 +472,14 @@ class Operator:
                 log.debug("status of %s changes", out.ref, extra={"old": old, "new": new})
                 todo.append((out, new, old))
         written: list[int] = []
+        events: list[int] = []
 
         def write(item: tuple[reconcile.Outcome, dict[str, Any], Mapping[str, Any]]) -> None:
             out, new, old = item
             meta = out.body["metadata"]
             for reason, message in reconcile.events_for(new, old):
                 self.kube.event(out.body, reason, message)
+                events.append(1)
             if out.key in self.no_status:
                 return
             res = self.discovery.inputs[out.key]
@@ -395,7 +492,7 @@ class Operator:
             written.append(1)
 
         reconcile.run_all(write, todo)
-        return len(written)
+        return len(written), len(events)
 
     # -- servers
 
@@ -442,16 +539,21 @@ class Operator:
             settings.posting.enabled = False  # our own Events carry the findings
             settings.watching.server_timeout = 300
             settings.networking.request_timeout = 60
+            # kopf's per-object worker keeps the object's last decoded event until it
+            # idles out; we copy what we need at once, so let the rest go soon.
+            settings.queueing.idle_timeout = 0.5
             settings.persistence.finalizer = "smi2mesh.io/kopf"  # never set: no stateful handlers
-            await asyncio.to_thread(self.initial_fill)
+            kopf_compat.on_listed(settings, self.listed)
+            await asyncio.to_thread(self.discover)
             await self.serve()
             self._tasks = [asyncio.create_task(self.run_loop()), asyncio.create_task(self.periodic())]
 
         @kopf.on.cleanup(registry=registry)
         async def cleanup(**_: Any) -> None:
-            for task in self._tasks:
+            tasks = [*self._tasks, *self._relists]
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
             for runner in self._runners:
                 await runner.cleanup()
 

@@ -112,7 +112,7 @@ MESH = {
     ("cilium.io", "ciliumnetworkpolicies"): ("swap to cilium", "drift on cilium", "swap back to istio"),
     ("gateway.networking.k8s.io", "httproutes"): ("swap to cilium", "drift on cilium", "swap back to istio"),
 }
-LIST = "start-up: Operator.initial_fill lists it"
+LIST = "start-up: kopf's first listing fills the cache (Operator.listed); periodic re-list"
 WATCH = "kopf watch-stream (list, then watch) feeding the cache"
 
 
@@ -151,7 +151,7 @@ def usage_table(mode: str) -> dict[Grant, Usage]:
     else:
         # `get` only on the watched namespaces (resourceNames); list and watch on all of them,
         # because kopf watches the cluster-scoped Namespace kind cluster-wide.
-        table[("", "namespaces", "get")] = Usage("start-up: Operator.initial_fill gets each watched one")
+        table[("", "namespaces", "get")] = Usage("start-up: Operator.discover gets each watched one")
         table[("", "namespaces", "list")] = Usage("kopf: namespace observer, and the watch-stream")
         table[("", "namespaces", "watch")] = Usage(WATCH)
     return table

@@ -44,3 +44,59 @@ def test_install_patches_the_function_kopf_reconnects_through_once() -> None:
     assert getattr(patched, "smi2mesh_tolerant", False)
     # infinite_watch looks the name up at call time, so the patch is what it runs.
     assert "continuous_watch" in watching.infinite_watch.__code__.co_names
+
+
+class _Settings:
+    """Stands in for kopf's OperatorSettings: the callback is stored on it."""
+
+
+def _listing(*objects: str) -> Any:
+    async def original(**_: Any) -> AsyncIterator[Any]:
+        for name in objects:
+            yield {"type": None, "object": {"metadata": {"name": name}}}
+        yield watching.Bookmark.LISTED
+        yield {"type": "ADDED", "object": {"metadata": {"name": "later"}}}
+    return original
+
+
+def test_first_listings_hand_over_their_objects_and_later_ones_only_announce() -> None:
+    calls: list[tuple[tuple[str, str], str | None, list[str] | None]] = []
+    settings = _Settings()
+
+    def listed(key: tuple[str, str], ns: str | None, objects: list[Any] | None) -> None:
+        names = None if objects is None else [o["metadata"]["name"] for o in objects]
+        calls.append((key, ns, names))
+
+    kopf_compat.on_listed(settings, listed)
+    wrapped = kopf_compat.tolerant(_listing("a", "b"), backoff=0)
+    splits = type("R", (), {"group": "split.smi-spec.io", "plural": "trafficsplits"})()
+    pods = type("R", (), {"group": "", "plural": "pods"})()
+    split_key = ("split.smi-spec.io", "trafficsplits")
+
+    def stream(resource: Any, namespace: str | None) -> list[Any]:
+        return asyncio.run(_drain(wrapped(settings=settings, resource=resource, namespace=namespace)))
+
+    def last() -> tuple[tuple[str, str], str | None, list[str] | None]:
+        return calls[-1]
+
+    events = stream(splits, "shop")
+    assert len(events) == 4
+    assert events[2] is watching.Bookmark.LISTED
+    # Only the listing is handed over, not the watch events after it.
+    assert calls == [(split_key, "shop", ["a", "b"])]
+    stream(pods, None)
+    assert last() == (("", "pods"), None, ["a", "b"])
+    stream(splits, "shop")  # a re-listing: deletions may have been missed
+    assert last() == (split_key, "shop", None)
+    stream(splits, "other")  # another namespace's first listing
+    assert last() == (split_key, "other", ["a", "b"])
+    stream(pods, None)
+    assert last() == (("", "pods"), None, None)
+    assert len(calls) == 5
+
+
+def test_streams_without_a_callback_pass_through() -> None:
+    wrapped = kopf_compat.tolerant(_listing("a"), backoff=0)
+    events = asyncio.run(_drain(wrapped(settings=_Settings(), resource=None, namespace=None)))
+    assert [e if e is watching.Bookmark.LISTED else e["type"] for e in events] == \
+        [None, watching.Bookmark.LISTED, "ADDED"]

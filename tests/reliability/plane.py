@@ -266,12 +266,12 @@ class OperatorProcess:
                 self.process.wait(30)
 
     def reconcile_lines(self) -> list[dict[str, Any]]:
-        """The operator's per-namespace ``reconciled`` log lines."""
+        """The operator's per-namespace ``reconciled`` and ``statuses written`` log lines."""
         out = []
         for line in self.log.read_text(encoding="utf-8", errors="replace").splitlines():
             with contextlib.suppress(ValueError):
                 rec = json.loads(line)
-                if isinstance(rec, dict) and rec.get("msg") == "reconciled":
+                if isinstance(rec, dict) and rec.get("msg") in ("reconciled", "statuses written"):
                     out.append(rec)
         return out
 

@@ -599,11 +599,6 @@ def test_watch_drop_and_410_gone_misses_no_change(plane: Plane, tmp_path: Path) 
         "operator_writes_from_fault_to_converged": writes})
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a deletion made while the watches are down is never seen: after 410 Gone kopf re-lists "
-    "and reports only the objects that exist, never DELETED for the ones that went, and the "
-    "Store keeps them until the 5-minute resync re-lists (too late for this test); such a ghost's "
-    "outputs are re-created with ownerReferences to a dead uid, garbage-collected, re-created"))
 def test_deletions_during_a_watch_gap_are_not_missed(plane: Plane, tmp_path: Path) -> None:
     compacting(plane)
     s = scene(plane, "s5b")
