@@ -392,6 +392,37 @@ def _string_map(doc: _Doc, value: object, field: str, problems: list[Problem]) -
     return dict(value)
 
 
+_QUALIFIED_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+
+
+def _key_problem(key: str) -> str:
+    """Why *key* is not a Kubernetes label or annotation key ("" when it is one)."""
+    prefix, _, name = key.rpartition("/")
+    if prefix:
+        try:
+            _dns_subdomain(prefix)
+        except ValueError as exc:
+            return f"prefix {prefix!r}: {exc}"
+    if len(name) > 63 or not _QUALIFIED_NAME.match(name):
+        return (f"name {name!r} must be at most 63 characters: alphanumerics, '-', '_' or '.', "
+                "starting and ending with an alphanumeric")
+    return ""
+
+
+def _check_keys(doc: _Doc, field: str, values: Mapping[str, str], labels: bool,
+                problems: list[Problem]) -> None:
+    """Keys (and label values) the API server would refuse, as it would name them."""
+    for key, value in values.items():
+        where = f"{field}[{key}]"
+        if why := _key_problem(key):
+            problems.append(doc.problem(where, f"invalid key: {why}"))
+        elif labels and (len(value) > 63 or not _LABEL_VALUE.match(value)):
+            problems.append(doc.problem(where, f"invalid value {value!r}: a label value must be "
+                                        "at most 63 characters: alphanumerics, '-', '_' or '.', "
+                                        "starting and ending with an alphanumeric"))
+
+
 def _meta(doc: _Doc, problems: list[Problem]) -> model.Meta:
     raw = doc.body.get("metadata")
     if not isinstance(raw, Mapping):
@@ -411,11 +442,15 @@ def _meta(doc: _Doc, problems: list[Problem]) -> model.Meta:
         except ValueError as exc:
             problems.append(doc.problem("metadata.namespace", str(exc)))
     gen = raw.get("generation")
+    labels = _string_map(doc, raw.get("labels"), "metadata.labels", problems)
+    annotations = _string_map(doc, raw.get("annotations"), "metadata.annotations", problems)
+    _check_keys(doc, "metadata.labels", labels, True, problems)
+    _check_keys(doc, "metadata.annotations", annotations, False, problems)
     return model.Meta(
         name=doc.name,
         namespace=doc.namespace,
-        labels=_string_map(doc, raw.get("labels"), "metadata.labels", problems),
-        annotations=_string_map(doc, raw.get("annotations"), "metadata.annotations", problems),
+        labels=labels,
+        annotations=annotations,
         uid=str(raw.get("uid") or ""),
         generation=gen if isinstance(gen, int) and not isinstance(gen, bool) else 0,
     )

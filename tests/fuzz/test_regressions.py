@@ -1,16 +1,19 @@
 """Minimal reproductions of bugs the fuzzer found, kept as regular tests.
 
-Both were an SMI path regex of ``$`` (the empty path, which no request has):
-``Pattern.full_regex()`` rendered it as an empty regex, which Cilium reads
-as "any path" and Kuma's CRD rejects. It now renders as ``^$``.
+The first two were an SMI path regex of ``$`` (the empty path, which no
+request has): ``Pattern.full_regex()`` rendered it as an empty regex, which
+Cilium reads as "any path" and Kuma's CRD rejects. It now renders as ``^$``.
+The others say in their docstrings what they found.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import pytest
 import yaml
 
+from smi2mesh.errors import InputError
 from smi2mesh.inputs import parse_documents
 from smi2mesh.model import Identity, Inputs
 from smi2mesh.translate import translate
@@ -94,3 +97,21 @@ spec: {matches: {ports: [9090]}}
     (route,) = inputs.port_routes
     assert route.ports == (9090,)
     assert route.ignored == ()
+
+
+def test_invalid_label_values_and_keys_are_input_errors() -> None:
+    """Found by the 10,000-example run of the smi traefik profile: a label value the
+    API server refuses ("ÚÜ_Û") was copied into the re-emitted SMI object. Metadata the
+    API server would refuse is now the project's input error, naming the label."""
+    with pytest.raises(InputError) as caught:
+        parse_documents([("regression:0", yaml.safe_load("""
+apiVersion: specs.smi-spec.io/v1alpha3
+kind: TCPRoute
+metadata:
+  name: t1
+  namespace: default
+  labels: {team: "ÚÜ_Û", ok: fine, "-bad": x, "example.com/good": "v"}
+  annotations: {"a/b/c": "x", "note": "any value is fine here: ÚÜ"}
+"""))])
+    where = sorted(p.field for p in caught.value.problems)
+    assert where == ["metadata.annotations[a/b/c]", "metadata.labels[-bad]", "metadata.labels[team]"]
