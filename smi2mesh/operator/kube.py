@@ -13,7 +13,7 @@ import datetime
 import json
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,6 +79,8 @@ class Kube:
     def __init__(self, api: kubernetes.client.ApiClient) -> None:
         self.api = api
         self.writes = 0  # counted for tests and the no-churn benchmark
+        # Told of every write's outcome: (verb, HTTP status; 0 when no answer came).
+        self.on_write: Callable[[str, int], None] | None = None
         self.recent_writes: collections.deque[str] = collections.deque(maxlen=100)
         self._lock = threading.Lock()
 
@@ -103,12 +105,14 @@ class Kube:
             resp = self.api.call_api(m, url, hdrs, data, _request_timeout=TIMEOUT)
             resp.read()  # type: ignore[no-untyped-call]
         except (urllib3.exceptions.HTTPError, OSError) as exc:
+            self._written(method, what, 0)
             raise TransientApiError(0, str(exc), what or f"{method} {path}") from exc
         try:
             decoded = json.loads(resp.data) if resp.data else None
         except ValueError:
             decoded = resp.data.decode("utf-8", "replace") if isinstance(resp.data, bytes) else None
         status = int(resp.status)
+        self._written(method, what, status)
         if method != "GET" and status < 400:
             with self._lock:
                 self.writes += 1
@@ -120,6 +124,11 @@ class Kube:
         if status >= 400:
             raise ApiError(status, decoded, what or f"{method} {path}")
         return status, decoded
+
+    def _written(self, method: str, what: str, status: int) -> None:
+        if method != "GET" and self.on_write is not None:
+            verb = what.split(" ", 1)[0] if what else method.lower()
+            self.on_write("event" if verb == "post" else verb, status)
 
     # ---- reads ---------------------------------------------------------------
 

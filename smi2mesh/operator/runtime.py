@@ -96,8 +96,13 @@ class Metrics:
             "smi2mesh_reconcile_duration_seconds", "Time to reconcile one namespace",
             buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=self.registry)
-        self.writes = prom.Counter("smi2mesh_api_writes_total", "Writes to the API server",
-                                   ["verb"], registry=self.registry)
+        self.writes = prom.Counter("smi2mesh_api_writes_total",
+                                   "Writes the API server accepted, by verb (create, apply, "
+                                   "delete, status, event)", ["verb"], registry=self.registry)
+        self.write_errors = prom.Counter("smi2mesh_api_write_errors_total",
+                                         "Writes the API server refused or never answered, by "
+                                         "verb and HTTP status (0: no answer)", ["verb", "code"],
+                                         registry=self.registry)
         self.managed = prom.Gauge("smi2mesh_managed_objects", "Generated objects by kind",
                                   ["kind"], registry=self.registry)
         self.findings = prom.Gauge("smi2mesh_findings", "Current findings by reason",
@@ -198,6 +203,7 @@ class Operator:
         self.parser = reconcile.Parser()
         self.discovery = Discovery(kube, config)
         self.metrics = metrics or Metrics()
+        kube.on_write = self._count_write
         self.ready = asyncio.Event()
         self.no_status: set[Key] = set()
         self._backoff: dict[str, float] = {}
@@ -410,8 +416,6 @@ class Operator:
         self.metrics.reconciles.labels("ok").inc()
         self.metrics.duration.observe(elapsed)
         writes = self.kube.writes - writes_before
-        for w in [*plan.writes, *plan.deletes]:
-            self.metrics.writes.labels(w.verb).inc()
         self._gauges(ns, plan)
         log.info("reconciled", extra={
             "namespace": ns, "duration_ms": round(elapsed * 1000, 2), "smi_objects": len(plan.outcomes),
@@ -419,6 +423,12 @@ class Operator:
             "applies": sum(w.verb == "apply" for w in plan.writes), "deletes": len(plan.deletes),
             "writes": writes,
             "drift": [w.describe() for w in plan.writes if w.verb == "apply"][:3]})
+
+    def _count_write(self, verb: str, status: int) -> None:
+        if 0 < status < 400:
+            self.metrics.writes.labels(verb).inc()
+        else:
+            self.metrics.write_errors.labels(verb, str(status)).inc()
 
     def _throttle(self, plan: reconcile.Plan) -> None:
         """Hold back repairs of objects someone keeps changing; come back when allowed."""

@@ -7,10 +7,12 @@ check the operator's plumbing (apply, prune, drift, status), not translation.
 
 from __future__ import annotations
 
+import urllib.request
 from typing import Any
 
 import pytest
 import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
 from smi2mesh.inputs import parse_documents
 from smi2mesh.operator.reconcile import drift
@@ -349,3 +351,32 @@ def test_missing_mesh_crds_are_reported_then_picked_up(cluster: Cluster, namespa
                 body = {k: v for k, v in crd.items() if k != "status"}
                 body["metadata"] = {"name": crd["metadata"]["name"]}
                 cluster.apply(body, namespace)
+
+
+def test_metrics_and_health_endpoints(cluster: Cluster, namespace: str,
+                                      run_operator: OperatorFactory) -> None:
+    cluster.apply(APP, namespace)
+    with run_operator(mesh="istio") as op:
+        cluster.apply(SPLIT + "---" + TARGET, namespace)
+        want = expected("istio", namespace, APP, SPLIT, TARGET)
+        wait_for(lambda: up_to_date(cluster, want), 30, "istio objects")
+        wait_for(lambda: _samples(op.config.metrics_port).get(
+            ("smi2mesh_api_writes_total", (("verb", "status"),)), 0) >= 2, 10, "statuses counted")
+        samples = _samples(op.config.metrics_port)
+        kinds = {o["kind"] for o in want}
+        for kind in kinds:
+            assert samples[("smi2mesh_managed_objects", (("kind", kind),))] == \
+                sum(o["kind"] == kind for o in want)
+        assert samples[("smi2mesh_api_writes_total", (("verb", "create"),))] >= len(want)
+        assert samples[("smi2mesh_reconciles_total", (("result", "ok"),))] >= 1
+        assert samples[("smi2mesh_reconcile_duration_seconds_count", ())] >= 1
+        for path in ("/healthz", "/readyz"):
+            with urllib.request.urlopen(f"http://127.0.0.1:{op.config.health_port}{path}") as resp:
+                assert resp.status == 200
+
+
+def _samples(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics") as resp:
+        text = resp.read().decode()
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}

@@ -11,8 +11,8 @@ import yaml
 
 from smi2mesh.operator import reconcile
 from smi2mesh.operator.config import ConfigError, OperatorConfig, add_run_arguments, from_args
-from smi2mesh.operator.kube import ApiError, Resource
-from smi2mesh.operator.runtime import DriftLimiter
+from smi2mesh.operator.kube import ApiError, Kube, Resource
+from smi2mesh.operator.runtime import DriftLimiter, Operator
 from smi2mesh.operator.store import SMI_KINDS, Store, written_version
 
 NS = "shop"
@@ -265,3 +265,47 @@ def test_a_field_we_stop_setting_is_an_apply_not_silently_kept() -> None:
     assert w.verb == "apply"
     assert w.obj["metadata"]["annotations"]["smi2mesh.io/desired-hash"] == old_hash
     assert reconcile.desired_hash(w.obj) == old_hash
+
+
+class _Answer:
+    """The bits of a urllib3 response that ``Kube.request`` reads."""
+
+    def __init__(self, status: int, body: bytes = b"{}") -> None:
+        self.status, self.data = status, body
+
+    def read(self) -> bytes:
+        return self.data
+
+
+class _FakeApi:
+    """Answers every call with the next status of *statuses*."""
+
+    def __init__(self, *statuses: int) -> None:
+        self.statuses = list(statuses)
+
+    def param_serialize(self, method: str, path: str, **_: Any) -> tuple[str, str, dict[str, str], Any, Any]:
+        return method, path, {}, None, None
+
+    def call_api(self, *_: Any, **__: Any) -> _Answer:
+        return _Answer(self.statuses.pop(0))
+
+
+def test_metrics_count_accepted_and_refused_writes_apart() -> None:
+    kube = Kube(_FakeApi(200, 403, 200, 404, 201, 200))  # type: ignore[arg-type]
+    op = Operator(CONFIG, kube)
+    body = copy.deepcopy(SPLIT)
+    kube.apply(VS, {"metadata": {"name": "a", "namespace": NS}})
+    with pytest.raises(ApiError):
+        kube.create(VS, {"metadata": {"name": "b", "namespace": NS}})
+    kube.delete(VS, NS, "c", "uid")
+    kube.delete(VS, NS, "gone", "uid")  # 404: already gone, not an error to the caller
+    kube.event(body, "InvalidSpec", "bad")
+    kube.get(VS, NS, "a")  # reads are not writes
+    writes, errors = op.metrics.writes, op.metrics.write_errors
+    assert writes.labels("apply")._value.get() == 1
+    assert writes.labels("delete")._value.get() == 1
+    assert writes.labels("event")._value.get() == 1
+    assert writes.labels("create")._value.get() == 0
+    assert errors.labels("create", "403")._value.get() == 1
+    assert errors.labels("delete", "404")._value.get() == 1
+    assert kube.writes == 3
