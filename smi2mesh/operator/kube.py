@@ -218,21 +218,23 @@ class Kube:
                      what=f"delete {res.kind} {namespace}/{name}")
 
     def patch_status(self, res: Resource, namespace: str, name: str,
-                     status: Mapping[str, Any]) -> bool:
-        """Merge-patch ``status``; False when the resource has no status subresource.
+                     status: Mapping[str, Any]) -> dict[str, Any] | None:
+        """Merge-patch ``status``; the object as written, or None without a status subresource.
 
         A 404 also comes back when the object itself is gone (deleted while
-        we planned): that is not an error, there is just nothing to report on.
+        we planned): that is not an error, there is just nothing to report
+        on, and the answer is an empty body.
         """
         try:
-            self.request("PATCH", res.path(namespace, name, "status"), body={"status": status},
-                         content_type="application/merge-patch+json", query=[("fieldManager", MANAGER)],
-                         what=f"status {res.kind} {namespace}/{name}")
+            _, body = self.request(
+                "PATCH", res.path(namespace, name, "status"), body={"status": status},
+                content_type="application/merge-patch+json", query=[("fieldManager", MANAGER)],
+                what=f"status {res.kind} {namespace}/{name}")
         except ApiError as exc:
             if exc.status != 404:
                 raise
-            return self.get(res, namespace, name) is None
-        return True
+            return {} if self.get(res, namespace, name) is None else None
+        return dict(body or {})
 
     def event(self, involved: Mapping[str, Any], reason: str, message: str, type_: str = "Warning") -> None:
         """Post a core/v1 Event about *involved* (best effort: events are advisory)."""

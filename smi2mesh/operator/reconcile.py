@@ -125,9 +125,24 @@ class Write:
     sources: list[str]
     live: Body | None = None  # the object as it is, for apply; explains the drift on demand
 
+    @property
+    def is_repair(self) -> bool:
+        """An apply of what we already wanted: someone else changed the live object.
+
+        The live object carries the hash of what we last wrote; when it equals
+        the hash of what we want now, the difference is not ours.
+        """
+        if self.verb != "apply" or self.live is None:
+            return False
+        return _annotation(self.live, HASH_ANNOTATION) == _annotation(self.obj, HASH_ANNOTATION)
+
     def describe(self) -> str:
-        """What drifted (DeepDiff), computed only for the few writes a log line shows."""
+        """What drifted (DeepDiff), computed only for the few repairs a log line shows."""
         return describe_drift(self.obj, self.live) if self.live is not None else ""
+
+
+def _annotation(obj: Mapping[str, Any], name: str) -> str:
+    return str(((obj.get("metadata") or {}).get("annotations") or {}).get(name, ""))
 
 
 @dataclass
@@ -161,6 +176,8 @@ class Plan:
     deletes: list[Write] = field(default_factory=list)
     outcomes: dict[str, Outcome] = field(default_factory=dict)
     managed: dict[str, int] = field(default_factory=dict)
+    # Objects as our writes returned them (store key, body), for the cache.
+    written: list[tuple[Key, Body]] = field(default_factory=list)
 
     @property
     def smi_uids(self) -> set[str]:
@@ -352,8 +369,9 @@ def execute(plan: Plan, kube: Kube) -> None:
         foreign = (f"{w.obj['kind']} {plan.namespace}/{name} exists and is not managed by "
                    "smi2mesh; left unchanged")
         try:
+            key = (w.resource.group, w.resource.plural)
             if w.verb != "create":
-                kube.apply(w.resource, w.obj)
+                plan.written.append((key, kube.apply(w.resource, w.obj)))
                 return
             try:
                 created = kube.create(w.resource, w.obj)
@@ -365,8 +383,9 @@ def execute(plan: Plan, kube: Kube) -> None:
                 if live is None or not is_ours(live, plan.smi_uids):
                     report(w, foreign, conflict=True)
                     return
-                kube.apply(w.resource, w.obj)
+                plan.written.append((key, kube.apply(w.resource, w.obj)))
                 return
+            plan.written.append((key, created))
             managers = {m.get("manager") for m in (created.get("metadata") or {}).get("managedFields") or []}
             if managers - {MANAGER, None}:
                 # Someone created it in the instant after our cache said it was absent.

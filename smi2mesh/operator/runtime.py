@@ -362,6 +362,7 @@ class Operator:
         async def one(ns: str, plan: reconcile.Plan) -> None:
             try:
                 statuses, events = await asyncio.to_thread(self._write_statuses, plan)
+                self._remember(plan)
             except TransientApiError as exc:
                 self._retry(ns, "transient", exc)
                 return
@@ -401,6 +402,7 @@ class Operator:
                                             self.discovery.output)
             self._throttle(plan)
             await asyncio.to_thread(reconcile.execute, plan, self.kube)
+            self._remember(plan)
         except TransientApiError as exc:
             self._retry(ns, "transient", exc)
             return
@@ -422,7 +424,15 @@ class Operator:
             "creates": sum(w.verb == "create" for w in plan.writes),
             "applies": sum(w.verb == "apply" for w in plan.writes), "deletes": len(plan.deletes),
             "writes": writes,
-            "drift": [w.describe() for w in plan.writes if w.verb == "apply"][:3]})
+            # DeepDiff costs milliseconds an object: describe a few repairs, never updates.
+            "repairs": sum(w.is_repair for w in plan.writes),
+            "drift": [w.describe() for w in [w for w in plan.writes if w.is_repair][:3]]})
+
+    def _remember(self, plan: reconcile.Plan) -> None:
+        """Cache what our writes returned, so their watch echoes cause no second pass."""
+        for key, body in plan.written:
+            self.store.upsert(key, body, mark=False)
+        plan.written.clear()
 
     def _count_write(self, verb: str, status: int) -> None:
         if 0 < status < 400:
@@ -493,12 +503,15 @@ class Operator:
             if out.key in self.no_status:
                 return
             res = self.discovery.inputs[out.key]
-            if not self.kube.patch_status(res, meta["namespace"], meta["name"], new):
+            body = self.kube.patch_status(res, meta["namespace"], meta["name"], new)
+            if body is None:
                 # The cluster's CRD has no status subresource: say it once, keep working.
                 self.no_status.add(out.key)
                 log.warning("%s has no status subresource; conditions are reported as events only",
                             res.plural)
                 return
+            if body:
+                plan.written.append((out.key, body))
             written.append(1)
 
         reconcile.run_all(write, todo)

@@ -135,12 +135,15 @@ class Store:
     # uids seen deleted or replaced, oldest first (bounded), to ignore late events.
     gone: dict[str, None] = field(default_factory=dict)
 
-    def upsert(self, key: Key, body: Mapping[str, Any]) -> None:
+    def upsert(self, key: Key, body: Mapping[str, Any], mark: bool = True) -> None:
         """Cache *body*; mark its namespace only if something a plan reads changed.
 
         Every write of ours comes back as a watch event (the object, the SMI
-        object's status); those change only the resourceVersion or status, and
-        marking them would cost a second pass over the namespace for nothing.
+        object's status), and a second pass over the namespace for it would
+        find nothing to do. So the answer to each write is cached at once with
+        ``mark=False`` (only over an older copy: a watch event may already
+        have brought a newer one), and its echo then changes nothing a plan
+        reads.
 
         kopf handles each uid in its own worker, so after a delete and a
         re-create under the same name a late event of the old uid can arrive
@@ -152,14 +155,16 @@ class Store:
             ns = name
         if uid and uid in self.gone:
             return
-        new = slim(key, body)
         by_name = self.objects.setdefault(key, {}).setdefault(ns, {})
         old = by_name.get(name)
+        if not mark and old is not None and _rv(old) >= _rv(body):
+            return
+        new = slim(key, body)
         old_uid = ((old or {}).get("metadata") or {}).get("uid") or ""
         if old_uid and uid and old_uid != uid:
             self._bury(old_uid)
         by_name[name] = new
-        if old is None or _comparable(old) != _comparable(new):
+        if mark and (old is None or _comparable(old) != _comparable(new)):
             self.mark(ns)
 
     def remove(self, key: Key, body: Mapping[str, Any]) -> None:

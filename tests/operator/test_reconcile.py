@@ -79,7 +79,14 @@ def test_drift_on_our_fields_is_repaired() -> None:
     live["spec"]["hosts"] = ["evil.example.com"]
     (w,) = plan(store_with(SPLIT, live=[live])).writes
     assert w.verb == "apply"
+    assert w.is_repair
     assert "hosts" in w.describe()
+    # A change of the SMI object is an update, not a repair: no drift to describe.
+    changed = copy.deepcopy(SPLIT)
+    changed["spec"]["backends"][0]["weight"] = 3
+    (update,) = plan(store_with(changed, live=[desired_vs() | {"metadata": live["metadata"]}])).writes
+    assert update.verb == "apply"
+    assert not update.is_repair
     removed = desired_vs()
     removed["metadata"]["uid"] = "vs-uid"
     del removed["metadata"]["labels"]["smi2mesh.io/mesh"]
