@@ -581,7 +581,10 @@ class Operator:
                 await runner.cleanup()
 
     def _handler(self, key: Key) -> Any:
-        def on_event(event: Mapping[str, Any], **_: Any) -> None:
+        # Async on purpose: kopf runs plain functions in a thread pool, and the
+        # cache (and its asyncio.Event) must only change on the event loop,
+        # where plans iterate it.
+        async def on_event(event: Mapping[str, Any], **_: Any) -> None:
             body = event.get("object")
             if not isinstance(body, Mapping):
                 return
