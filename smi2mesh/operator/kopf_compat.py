@@ -11,18 +11,24 @@
    stream: kopf's own reconnect loop then waits and tries again until the
    observer cancels the watcher, or the CRD is back and the watch resumes.
 
-2. Listings are announced. The operator registers a callback on its
-   settings object. A stream's first listing hands it the listed objects,
-   so kopf's own LIST fills the operator's cache at start-up and nothing is
-   listed twice. Later listings (after "410 Gone" or a broken connection)
-   report only what exists, never what was deleted while the watch was
-   down: the callback is told with no objects, and the operator re-lists
+2. Listings go to the operator. The operator registers a callback on its
+   settings object. The objects of a stream's first listing are handed to
+   it one by one instead of to kopf, so kopf's own LIST fills the
+   operator's cache at start-up: nothing is listed twice, and kopf does not
+   spawn a worker per existing object only to run a handler that would
+   cache it (at 10,000 objects that took seconds and most of the start-up
+   memory). The operator's handlers only cache what they see, so nothing
+   else needs those events; watch events after the listing go to kopf as
+   usual. Later listings (after "410 Gone" or a broken connection) go to
+   kopf too, and report only what exists, never what was deleted while
+   the watch was down: the callback is told, and the operator re-lists
    that kind itself, which drops what is gone from its cache.
 """
 
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
@@ -34,8 +40,18 @@ VANISHED_BACKOFF = 1.0  # seconds between retries of a resource that answers 404
 _CALLBACK = "smi2mesh_on_listed"
 
 Stream = Callable[..., AsyncIterator[Any]]
-Listed = Callable[[tuple[str, str], str | None, list[Mapping[str, Any]] | None], None]
-"""(group, plural), namespace, and the objects of a stream's first listing (None later)."""
+
+
+class Listing(enum.Enum):
+    """What a listing callback is told."""
+
+    OBJECT = "object"  # one object of a stream's first listing (kopf never sees it)
+    LISTED = "listed"  # the first listing is over
+    RELISTED = "relisted"  # a later listing is over (its objects went to kopf)
+
+
+Listed = Callable[[tuple[str, str], str | None, Listing, Mapping[str, Any] | None], None]
+"""Called with (group, plural), namespace, what happened, and the object for OBJECT."""
 
 
 def on_listed(settings: object, callback: Listed) -> None:
@@ -52,17 +68,18 @@ def tolerant(original: Stream, backoff: float = VANISHED_BACKOFF) -> Stream:
         callback: Listed | None = getattr(kwargs.get("settings"), _CALLBACK, None)
         key = (str(getattr(resource, "group", "")), str(getattr(resource, "plural", "")))
         stream_id = (id(kwargs.get("settings")), *key, namespace)
-        first = stream_id not in listed_before
-        listed: list[Mapping[str, Any]] | None = [] if first and callback is not None else None
+        taking = callback is not None and stream_id not in listed_before
         try:
             async for event in original(**kwargs):
-                if listed is not None and isinstance(event, dict) and event.get("type") is None:
-                    listed.append(event["object"])
                 if event is watching.Bookmark.LISTED:
+                    what = Listing.RELISTED if stream_id in listed_before else Listing.LISTED
                     listed_before.add(stream_id)
+                    taking = False
                     if callback is not None:
-                        callback(key, namespace, listed)
-                    listed = None
+                        callback(key, namespace, what, None)
+                elif taking and isinstance(event, dict) and event.get("type") is None:
+                    callback(key, namespace, Listing.OBJECT, event["object"])  # type: ignore[misc]
+                    continue
                 yield event
         except errors.APINotFoundError:
             log.info("%s is not served any more (CRD removed?); the watch waits for discovery",

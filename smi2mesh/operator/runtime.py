@@ -254,18 +254,18 @@ class Operator:
                           if key in self.discovery.inputs or key in served
                           for ns in namespaces}
 
-    def listed(self, key: Key, namespace: str | None,
-               objects: list[Mapping[str, Any]] | None) -> None:
-        """kopf listed *key* (in *namespace*): fill the cache, or look for missed deletions."""
-        if objects is None:
-            self.relisted(key, namespace)
-            return
-        for body in objects:
-            if key != ("", "pods") or _unowned(body):
+    def listed(self, key: Key, namespace: str | None, what: kopf_compat.Listing,
+               body: Mapping[str, Any] | None) -> None:
+        """kopf's listing of *key* (in *namespace*): fill the cache, or look for missed deletions."""
+        if what is kopf_compat.Listing.OBJECT:
+            if body is not None and (key != ("", "pods") or _unowned(body)):
                 self.store.upsert(key, body)
-        self._unlisted.discard((key, namespace))
-        if not self._unlisted:
-            self.filled.set()
+        elif what is kopf_compat.Listing.RELISTED:
+            self.relisted(key, namespace)
+        else:
+            self._unlisted.discard((key, namespace))
+            if not self._unlisted:
+                self.filled.set()
 
     async def initial_fill(self) -> None:
         """Wait until kopf's first listings filled the cache, so nothing looks missing.

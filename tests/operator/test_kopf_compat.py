@@ -59,40 +59,41 @@ def _listing(*objects: str) -> Any:
     return original
 
 
-def test_first_listings_hand_over_their_objects_and_later_ones_only_announce() -> None:
-    calls: list[tuple[tuple[str, str], str | None, list[str] | None]] = []
+def test_first_listings_go_to_the_operator_and_later_ones_to_kopf() -> None:
+    calls: list[tuple[tuple[str, str], str | None, kopf_compat.Listing, str | None]] = []
     settings = _Settings()
 
-    def listed(key: tuple[str, str], ns: str | None, objects: list[Any] | None) -> None:
-        names = None if objects is None else [o["metadata"]["name"] for o in objects]
-        calls.append((key, ns, names))
+    def listed(key: tuple[str, str], ns: str | None, what: kopf_compat.Listing,
+               body: Any) -> None:
+        calls.append((key, ns, what, None if body is None else body["metadata"]["name"]))
 
     kopf_compat.on_listed(settings, listed)
     wrapped = kopf_compat.tolerant(_listing("a", "b"), backoff=0)
     splits = type("R", (), {"group": "split.smi-spec.io", "plural": "trafficsplits"})()
     pods = type("R", (), {"group": "", "plural": "pods"})()
-    split_key = ("split.smi-spec.io", "trafficsplits")
+    split_key, pod_key = ("split.smi-spec.io", "trafficsplits"), ("", "pods")
+    obj, done, again = kopf_compat.Listing.OBJECT, kopf_compat.Listing.LISTED, kopf_compat.Listing.RELISTED
 
     def stream(resource: Any, namespace: str | None) -> list[Any]:
+        calls.clear()
         return asyncio.run(_drain(wrapped(settings=settings, resource=resource, namespace=namespace)))
 
-    def last() -> tuple[tuple[str, str], str | None, list[str] | None]:
-        return calls[-1]
-
+    # The first listing's objects go to the operator only; kopf sees the bookmark and the watch.
     events = stream(splits, "shop")
-    assert len(events) == 4
-    assert events[2] is watching.Bookmark.LISTED
-    # Only the listing is handed over, not the watch events after it.
-    assert calls == [(split_key, "shop", ["a", "b"])]
+    assert events[0] is watching.Bookmark.LISTED
+    assert [e["type"] for e in events[1:]] == ["ADDED"]
+    assert calls == [(split_key, "shop", obj, "a"), (split_key, "shop", obj, "b"),
+                     (split_key, "shop", done, None)]
     stream(pods, None)
-    assert last() == (("", "pods"), None, ["a", "b"])
-    stream(splits, "shop")  # a re-listing: deletions may have been missed
-    assert last() == (split_key, "shop", None)
-    stream(splits, "other")  # another namespace's first listing
-    assert last() == (split_key, "other", ["a", "b"])
-    stream(pods, None)
-    assert last() == (("", "pods"), None, None)
-    assert len(calls) == 5
+    assert calls == [(pod_key, None, obj, "a"), (pod_key, None, obj, "b"), (pod_key, None, done, None)]
+    # A re-listing (the same stream again) goes to kopf, and is announced.
+    events = stream(splits, "shop")
+    assert [e if e is watching.Bookmark.LISTED else e["type"] for e in events] == \
+        [None, None, watching.Bookmark.LISTED, "ADDED"]
+    assert calls == [(split_key, "shop", again, None)]
+    stream(splits, "other")  # another namespace's stream: a first listing
+    assert calls == [(split_key, "other", obj, "a"), (split_key, "other", obj, "b"),
+                     (split_key, "other", done, None)]
 
 
 def test_streams_without_a_callback_pass_through() -> None:
