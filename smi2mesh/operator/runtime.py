@@ -566,6 +566,9 @@ class Operator:
             # idles out; we copy what we need at once, so let the rest go soon.
             settings.queueing.idle_timeout = 0.5
             settings.persistence.finalizer = "smi2mesh.io/kopf"  # never set: no stateful handlers
+            # kopf_compat takes the first listing's objects from the LIST kopf reads;
+            # streamed initial lists would arrive as ordinary watch events instead.
+            settings.watching.initial_streaming = False
             kopf_compat.on_listed(settings, self.listed)
             await asyncio.to_thread(self.discover)
             await self.serve()

@@ -316,3 +316,25 @@ def test_metrics_count_accepted_and_refused_writes_apart() -> None:
     assert errors.labels("create", "403")._value.get() == 1
     assert errors.labels("delete", "404")._value.get() == 1
     assert kube.writes == 3
+
+
+def test_the_echo_of_our_own_write_causes_no_pass_but_a_foreign_change_does() -> None:
+    store = store_with(SPLIT)
+    store.take_dirty()
+    vs_key = ("networking.istio.io", "virtualservices")
+    written = desired_vs()
+    written["metadata"].update(uid="vs-uid", resourceVersion="10")
+    store.upsert(vs_key, written, mark=False)  # the answer to our apply
+    assert store.take_dirty() == []
+    store.upsert(vs_key, copy.deepcopy(written))  # its watch echo
+    assert store.take_dirty() == []
+    older = copy.deepcopy(written)
+    older["metadata"]["resourceVersion"] = "9"
+    older["spec"]["hosts"] = ["stale"]
+    store.upsert(vs_key, older, mark=False)  # an answer overtaken by a newer event is dropped
+    assert store.in_namespace(vs_key, NS)[written["metadata"]["name"]]["spec"]["hosts"] != ["stale"]
+    edited = copy.deepcopy(written)
+    edited["metadata"]["resourceVersion"] = "11"
+    edited["spec"]["hosts"] = ["evil.example.com"]
+    store.upsert(vs_key, edited)  # someone else's edit
+    assert store.take_dirty() == [NS]
