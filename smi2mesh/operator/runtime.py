@@ -363,12 +363,8 @@ class Operator:
             try:
                 statuses, events = await asyncio.to_thread(self._write_statuses, plan)
                 self._remember(plan)
-            except TransientApiError as exc:
-                self._retry(ns, "transient", exc)
-                return
-            except Exception as exc:  # a bug or an unexpected refusal: retried, never fatal
-                log.exception("status of %s failed", ns)
-                self._retry(ns, type(exc).__name__, exc)
+            except Exception as exc:  # retried, never fatal: see _failed
+                self._failed(ns, "status", exc)
                 return
             if statuses or events:
                 log.info("statuses written", extra={"namespace": ns, "statuses": statuses,
@@ -403,12 +399,8 @@ class Operator:
             self._throttle(plan)
             await asyncio.to_thread(reconcile.execute, plan, self.kube)
             self._remember(plan)
-        except TransientApiError as exc:
-            self._retry(ns, "transient", exc)
-            return
-        except Exception as exc:  # a bug or an unexpected refusal: retried, never fatal
-            log.exception("reconcile of %s failed", ns)
-            self._retry(ns, type(exc).__name__, exc)
+        except Exception as exc:  # retried, never fatal: see _failed
+            self._failed(ns, "reconcile", exc)
             return
         self._backoff.pop(ns, None)
         if not self._status_due:
@@ -455,6 +447,18 @@ class Operator:
                         extra={"namespace": plan.namespace})
             asyncio.get_running_loop().call_later(delay, self.store.mark, plan.namespace)
         plan.writes = kept
+
+    def _failed(self, ns: str, what: str, exc: Exception) -> None:
+        """A pass or status flush failed: retry the namespace with backoff, never crash.
+
+        Transient API errors are expected (a restart, throttling); anything
+        else is a bug or an unexpected refusal, logged with its traceback.
+        """
+        if isinstance(exc, TransientApiError):
+            self._retry(ns, "transient", exc)
+            return
+        log.exception("%s of %s failed", what, ns)
+        self._retry(ns, type(exc).__name__, exc)
 
     def _retry(self, ns: str, reason: str, exc: Exception) -> None:
         self.metrics.reconciles.labels("error").inc()
