@@ -415,7 +415,10 @@ def _check_keys(doc: _Doc, field: str, values: Mapping[str, str], labels: bool,
     """Keys (and label values) the API server would refuse, as it would name them."""
     for key, value in values.items():
         where = f"{field}[{key}]"
-        if why := _key_problem(key):
+        # The API server checks annotation keys lowercased (Flagger's
+        # "VirtualService.v1alpha3.networking.istio.io/spec.gateways" is one),
+        # label keys as they are.
+        if why := _key_problem(key if labels else key.lower()):
             problems.append(doc.problem(where, f"invalid key: {why}"))
         elif labels and (len(value) > 63 or not _LABEL_VALUE.match(value)):
             problems.append(doc.problem(where, f"invalid value {value!r}: a label value must be "

@@ -111,7 +111,8 @@ metadata:
   name: t1
   namespace: default
   labels: {team: "ÚÜ_Û", ok: fine, "-bad": x, "example.com/good": "v"}
-  annotations: {"a/b/c": "x", "note": "any value is fine here: ÚÜ"}
+  annotations: {"a/b/c": "x", "note": "any value is fine here: ÚÜ",
+                "VirtualService.v1alpha3.networking.istio.io/spec.gateways": "checked lowercased"}
 """))])
     where = sorted(p.field for p in caught.value.problems)
     assert where == ["metadata.annotations[a/b/c]", "metadata.labels[-bad]", "metadata.labels[team]"]
