@@ -24,7 +24,7 @@ import datetime
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -99,8 +99,8 @@ def describe_drift(desired: Mapping[str, Any], live: Mapping[str, Any]) -> str:
     return _short(DeepDiff(mine, _project(_owned_part(live), mine), ignore_numeric_type_changes=True))
 
 
-def is_ours(live: Mapping[str, Any], smi_uids: set[str]) -> bool:
-    """Labelled as ours and owned by one of this namespace's SMI objects."""
+def is_ours(live: Mapping[str, Any], smi_uids: Collection[str]) -> bool:
+    """Labelled as ours and owned by one of this namespace's SMI objects (or one seen deleted)."""
     meta = live.get("metadata") or {}
     if (meta.get("labels") or {}).get(MANAGED_BY) != MANAGER:
         return False
@@ -179,10 +179,16 @@ class Plan:
     # Objects as our writes returned them (store key, body), for the cache.
     written: list[tuple[Key, Body]] = field(default_factory=list)
 
+    # uids of SMI objects seen deleted that live outputs still point at: those
+    # outputs are ours too (the garbage collector would delete them; a
+    # re-created namesake takes them over instead of reporting a conflict).
+    dead_owners: set[str] = field(default_factory=set)
+
     @property
     def smi_uids(self) -> set[str]:
-        """uids of the namespace's SMI objects: what our outputs' ownerReferences point at."""
-        return {str(o.body["metadata"].get("uid", "")) for o in self.outcomes.values()}
+        """uids our outputs' ownerReferences may point at: this namespace's SMI objects,
+        and the deleted ones in :attr:`dead_owners`."""
+        return {str(o.body["metadata"].get("uid", "")) for o in self.outcomes.values()} | self.dead_owners
 
 
 class Parser:
@@ -268,7 +274,6 @@ def plan_namespace(namespace: str, store: Store, config: OperatorConfig, parser:
             obj["metadata"]["annotations"][HASH_ANNOTATION] = desired_hash(obj)
             okey = (obj["apiVersion"].split("/")[0], obj["kind"], obj["metadata"]["name"])
             desired[okey] = (obj, mesh)
-    smi_uids = plan.smi_uids
     # Objects whose SMI object became invalid keep their last good output.
     frozen = {ref for ref, out in plan.outcomes.items() if out.problems}
     watched = output_resources(config)
@@ -276,6 +281,10 @@ def plan_namespace(namespace: str, store: Store, config: OperatorConfig, parser:
     for (api_version, kind), wkey in watched.items():
         for name, body in store.in_namespace(wkey, namespace).items():
             live[(api_version.split("/")[0], kind, name)] = body
+    plan.dead_owners = {str(ref.get("uid")) for body in live.values()
+                        for ref in (body.get("metadata") or {}).get("ownerReferences") or []
+                        if ref.get("uid") in store.gone}
+    smi_uids = plan.smi_uids
     for dkey, (obj, _mesh) in sorted(desired.items()):
         sources = _sources(obj)
         outcomes = [plan.outcomes[s] for s in sources if s in plan.outcomes]

@@ -338,3 +338,28 @@ def test_the_echo_of_our_own_write_causes_no_pass_but_a_foreign_change_does() ->
     edited["spec"]["hosts"] = ["evil.example.com"]
     store.upsert(vs_key, edited)  # someone else's edit
     assert store.take_dirty() == [NS]
+
+
+def test_outputs_of_a_deleted_smi_object_are_taken_over_or_pruned_not_conflicts() -> None:
+    old = desired_vs()  # owned by ts-uid
+    old["metadata"].update(uid="vs-uid", resourceVersion="5")
+    # The TrafficSplit was deleted and re-created under the same name (a new uid)
+    # before the garbage collector removed its VirtualService.
+    recreated = copy.deepcopy(SPLIT)
+    recreated["metadata"]["uid"] = "ts-uid-2"
+    store = store_with(recreated, live=[old])
+    store.remove(("split.smi-spec.io", "trafficsplits"), SPLIT)  # what the DELETED event left
+    store.upsert(("split.smi-spec.io", "trafficsplits"), recreated)
+    p = plan(store)
+    (w,) = p.writes
+    assert w.verb == "apply"
+    assert [r["uid"] for r in w.obj["metadata"]["ownerReferences"]] == ["ts-uid-2"]
+    assert all(not o.conflicts for o in p.outcomes.values())
+    # Gone for good: the orphan is pruned at once rather than left to the garbage collector.
+    gone = store_with(live=[old])
+    gone.remove(("split.smi-spec.io", "trafficsplits"), SPLIT)
+    p = plan(gone)
+    assert [(d.verb, d.obj["metadata"]["name"]) for d in p.deletes] == [("delete", old["metadata"]["name"])]
+    # An owner uid never seen deleted is still someone else's.
+    stranger = store_with(live=[old])
+    assert plan(stranger).deletes == []
