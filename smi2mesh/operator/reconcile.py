@@ -179,9 +179,9 @@ class Plan:
     # Objects as our writes returned them (store key, body), for the cache.
     written: list[tuple[Key, Body]] = field(default_factory=list)
 
-    # uids of SMI objects seen deleted that live outputs still point at: those
-    # outputs are ours too (the garbage collector would delete them; a
-    # re-created namesake takes them over instead of reporting a conflict).
+    # uids of SMI objects seen deleted that live outputs still point at: a
+    # re-created namesake takes such outputs over instead of reporting a
+    # conflict (they are not pruned: see plan_namespace).
     dead_owners: set[str] = field(default_factory=set)
 
     @property
@@ -308,7 +308,9 @@ def plan_namespace(namespace: str, store: Store, config: OperatorConfig, parser:
         if drift(obj, current):
             plan.writes.append(Write("apply", res, obj, sources, live=current))
     for lkey, body in sorted(live.items()):
-        if lkey in desired or not is_ours(body, smi_uids):
+        # Only outputs of live SMI objects are pruned: those of a deleted one are
+        # the garbage collector's, which honours a deletion that orphans them.
+        if lkey in desired or not is_ours(body, smi_uids - plan.dead_owners):
             continue
         sources = _sources(body)
         if any(s in frozen for s in sources):

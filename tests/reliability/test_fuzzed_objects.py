@@ -321,12 +321,46 @@ def wait_settled(kube: Kube, namespace: str, keys: set[tuple[str, str]], op: har
                          f"{len(pending)} objects: {pending[:10]}")
 
 
+def wait_gc_knows_the_kinds(kube: Kube, namespace: str) -> None:
+    """Wait until the plane's garbage collector collects dependents of SMI objects.
+
+    This module's control plane is fresh: its garbage collector picks up kinds
+    whose CRDs were installed after it started only at its 30-second discovery
+    resync. Until then, outputs of deleted SMI objects (left to it on purpose:
+    it honours a deletion that orphans them) would stay, and "no orphans" would
+    measure that resync instead of the operator. A canary TrafficSplit owning a
+    VirtualService is deleted until its dependent goes too.
+    """
+    split = {"apiVersion": SMI_API["TrafficSplit"], "kind": "TrafficSplit",
+             "metadata": {"name": "gc-canary", "namespace": namespace},
+             "spec": {"service": "gc-canary", "backends": [{"service": "gc-canary-v1", "weight": 1}]}}
+    ts = checks.resource_of(SMI_API["TrafficSplit"], "TrafficSplit")
+    vs = checks.resource_of("networking.istio.io/v1", "VirtualService")
+    deadline = time.monotonic() + CONVERGE
+    while time.monotonic() < deadline:
+        owner = kube.apply(ts, split)
+        kube.apply(vs, {"apiVersion": "networking.istio.io/v1", "kind": "VirtualService",
+                        "metadata": {"name": "gc-canary", "namespace": namespace, "ownerReferences": [
+                            {"apiVersion": SMI_API["TrafficSplit"], "kind": "TrafficSplit",
+                             "name": "gc-canary", "uid": owner["metadata"]["uid"]}]},
+                        "spec": {"hosts": ["gc-canary"]}})
+        kube.delete(ts, namespace, "gc-canary", owner["metadata"]["uid"])
+        try:
+            harness.wait_for(lambda: kube.get(vs, namespace, "gc-canary") is None, 10,
+                             "the garbage collector to delete the canary's VirtualService")
+            return
+        except AssertionError:
+            continue
+    raise AssertionError(f"the garbage collector did not collect the canary in {CONVERGE:.0f}s")
+
+
 def test_fuzzed_objects_are_reported_and_everything_else_served(
         plane: Plane, caplog: pytest.LogCaptureFixture) -> None:
     worlds = generate()
     s = scene(plane, "s9")
     fuzz_ns = "s9-fuzz"
     checks.ensure_namespaces(s.kube, [fuzz_ns])
+    wait_gc_knows_the_kinds(s.kube, fuzz_ns)
     batch = place(worlds, fuzz_ns)
     kinds = {(g.gen.api_version, g.gen.kind) for g in batch}
     assert kinds == set(smi.VERSIONS), f"kinds and versions never generated: {set(smi.VERSIONS) - kinds}"
