@@ -77,8 +77,9 @@ def tolerant(original: Stream, backoff: float = VANISHED_BACKOFF) -> Stream:
                     taking = False
                     if callback is not None:
                         callback(key, namespace, what, None)
-                elif taking and isinstance(event, dict) and event.get("type") is None:
-                    callback(key, namespace, Listing.OBJECT, event["object"])  # type: ignore[misc]
+                elif (taking and callback is not None and isinstance(event, dict)
+                      and event.get("type") is None):
+                    callback(key, namespace, Listing.OBJECT, event["object"])
                     continue
                 yield event
         except errors.APINotFoundError:

@@ -217,7 +217,6 @@ class Operator:
         self._status_due: dict[str, reconcile.Plan] = {}  # per namespace, the newest plan
         self._status_since = 0.0
         self._runners: list[web.AppRunner] = []
-        self._last_writes = 0
 
     # -- watch keys
 
