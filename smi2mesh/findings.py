@@ -28,6 +28,9 @@ class FindingReason(StrEnum):
     REWRITTEN = "Rewritten"
     # Something the mesh needs that SMI does not carry (a prerequisite to check).
     PREREQUISITE = "Prerequisite"
+    # An HTTP rule the mesh cannot enforce was granted at L4 instead, because
+    # the user asked for it (--widen-l7-to-l4): broader than SMI allows.
+    WIDENED = "Widened"
 
 
 @dataclass(frozen=True, slots=True, order=True)

@@ -27,7 +27,7 @@ WORKLOAD_KINDS: Mapping[tuple[str, str], tuple[str, ...]] = {
     ("v1", "ReplicationController"): ("spec", "template"),
 }
 # Read but carrying nothing translation needs beyond their existence.
-PASSIVE_KINDS = frozenset((("v1", "ServiceAccount"), ("v1", "Namespace")))
+PASSIVE_KINDS = frozenset((("v1", "Namespace"),))
 
 
 def _get(obj: Any, path: Iterable[str]) -> Any:
@@ -42,6 +42,33 @@ def _labels(value: object) -> dict[str, str]:
     if not isinstance(value, Mapping):
         return {}
     return {str(k): str(v) for k, v in value.items()}
+
+
+def _container_ports(pod_spec: object) -> tuple[model.ContainerPort, ...]:
+    """Declared ports of every container, in order; malformed entries are passed over."""
+    out: list[model.ContainerPort] = []
+    containers = _get(pod_spec, ("containers",))
+    for c in containers if isinstance(containers, list) else []:
+        ports = _get(c, ("ports",))
+        for p in ports if isinstance(ports, list) else []:
+            if not isinstance(p, Mapping):
+                continue
+            try:
+                number = smi._port(p.get("containerPort"))
+            except ValueError:
+                continue
+            out.append(model.ContainerPort(number, str(p.get("name") or ""),
+                                           str(p.get("protocol") or "TCP")))
+    return tuple(out)
+
+
+def _target_port(value: object) -> int | str | None:
+    if value is None or value == "":
+        return None
+    try:
+        return smi._port(value)
+    except ValueError:
+        return str(value)
 
 
 def _context(body: Mapping[str, Any], source: str) -> tuple[object | None, list[Problem]]:
@@ -75,11 +102,17 @@ def _context(body: Mapping[str, Any], source: str) -> tuple[object | None, list[
                 name=str(p.get("name") or ""),
                 protocol=str(p.get("protocol") or "TCP"),
                 app_protocol=str(p.get("appProtocol") or ""),
+                target_port=_target_port(p.get("targetPort")),
             ))
         return model.Service(m, _labels(_get(body, ("spec", "selector"))), tuple(ports)), problems
     if (api_version, kind) == ("v1", "Pod"):
         sa = _get(body, ("spec", "serviceAccountName")) or _get(body, ("spec", "serviceAccount"))
-        return model.Workload("Pod", m, str(sa or "default"), m.labels, None), problems
+        return model.Workload(
+            "Pod", m, str(sa or "default"), m.labels, None,
+            _container_ports(_get(body, ("spec",))), _labels(meta.get("annotations")),
+        ), problems
+    if (api_version, kind) == ("v1", "ServiceAccount"):
+        return model.ServiceAccount(m), problems
     template_path = WORKLOAD_KINDS.get((str(api_version), str(kind)))
     if template_path is not None:
         template = _get(body, template_path)
@@ -92,6 +125,7 @@ def _context(body: Mapping[str, Any], source: str) -> tuple[object | None, list[
             str(kind), m, str(sa or "default"),
             _labels(_get(template, ("metadata", "labels"))),
             _labels(selector) if isinstance(selector, Mapping) and selector else None,
+            _container_ports(spec), _labels(_get(template, ("metadata", "annotations"))),
         ), problems
     return None, problems
 

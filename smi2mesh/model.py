@@ -219,6 +219,8 @@ class ServicePort:
     name: str = ""
     protocol: str = "TCP"
     app_protocol: str = ""
+    # The pods' port: a number, a container port name, or None (= ``port``).
+    target_port: int | str | None = None
 
     @property
     def is_http(self) -> bool:
@@ -239,6 +241,22 @@ class Service:
 
 
 @dataclass(frozen=True, slots=True)
+class ContainerPort:
+    """One ``containerPort`` a workload's pods declare."""
+
+    port: int
+    name: str = ""
+    protocol: str = "TCP"
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceAccount:
+    """A core/v1 ServiceAccount, as context: an identity that exists in a namespace."""
+
+    meta: Meta
+
+
+@dataclass(frozen=True, slots=True)
 class Workload:
     """Anything that runs pods as a ServiceAccount: Pod, Deployment, StatefulSet, ...
 
@@ -251,6 +269,10 @@ class Workload:
     service_account: str
     pod_labels: Mapping[str, str] = field(default_factory=dict)
     selector: Mapping[str, str] | None = None
+    # Ports of every container of the pod template, in declaration order
+    # (Consul registers the first one when no annotation names a port).
+    container_ports: tuple[ContainerPort, ...] = ()
+    pod_annotations: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -267,6 +289,7 @@ class Inputs:
     port_routes: tuple[PortRoute, ...] = ()
     services: tuple[Service, ...] = ()
     workloads: tuple[Workload, ...] = ()
+    service_accounts: tuple[ServiceAccount, ...] = ()
     _groups: dict[tuple[str, str], HTTPRouteGroup] = field(init=False, repr=False)
     _routes: dict[tuple[SmiKind, str, str], PortRoute] = field(init=False, repr=False)
     _services: dict[tuple[str, str], Service] = field(init=False, repr=False)
@@ -315,6 +338,7 @@ class Inputs:
             port_routes=take(PortRoute),
             services=take(Service),
             workloads=take(Workload),
+            service_accounts=take(ServiceAccount),
         )
 
     def http_route_group(self, namespace: str, name: str) -> HTTPRouteGroup | None:
@@ -345,3 +369,14 @@ class Inputs:
     def workloads_in(self, namespace: str) -> list[Workload]:
         """All workloads in *namespace*."""
         return self._by_ns.get(namespace, [])
+
+    def namespaces_with_identity(self, name: str) -> set[str]:
+        """Namespaces where *name* is a ServiceAccount, a Service or a workload's ServiceAccount.
+
+        Consul CE has no namespaces: a source name there is one identity
+        across the cluster, so a name found in several namespaces is ambiguous.
+        """
+        found = {sa.meta.namespace for sa in self.service_accounts if sa.meta.name == name}
+        found.update(s.meta.namespace for s in self.services if s.meta.name == name)
+        found.update(w.meta.namespace for w in self.workloads if w.service_account == name)
+        return found

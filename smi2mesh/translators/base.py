@@ -22,6 +22,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, ClassVar
 
 from smi2mesh.findings import Finding, FindingReason
@@ -44,6 +45,15 @@ SOURCE_ANNOTATION = "smi2mesh.io/source"
 Obj = dict[str, Any]
 
 
+class ConsulNamespaces(StrEnum):
+    """How Consul maps Kubernetes namespaces (consul-k8s ``connectInject.consulNamespaces``)."""
+
+    # Consul CE: no Consul namespaces; a service name is one cluster-wide identity.
+    OFF = "off"
+    # Consul Enterprise with namespace mirroring: each Kubernetes namespace is one.
+    MIRROR = "mirror"
+
+
 @dataclass(frozen=True, slots=True)
 class Options:
     """Knobs shared by every target."""
@@ -53,6 +63,10 @@ class Options:
     # For the ``smi`` target: API version per SMI group ("split", "access",
     # "specs"), e.g. {"split": "v1alpha2", ...}. Empty means the latest.
     smi_versions: Mapping[str, str] = field(default_factory=dict)
+    consul_namespaces: ConsulNamespaces = ConsulNamespaces.OFF
+    # Migration aid: grant an HTTP rule the mesh cannot enforce at L4 instead
+    # of failing closed (each one is a Widened finding).
+    widen_l7_to_l4: bool = False
 
 
 @dataclass(frozen=True, slots=True)
