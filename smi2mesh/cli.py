@@ -11,6 +11,7 @@ Exit codes: 0 success; 1 invalid input (nothing on stdout); 2 usage error;
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import os
 import sys
@@ -18,13 +19,13 @@ import traceback
 from collections.abc import Sequence
 from typing import NoReturn, TextIO
 
-from smi2mesh import __version__, yamlio
+from smi2mesh import __version__, migration, yamlio
 from smi2mesh.errors import InputError
 from smi2mesh.inputs import parse_documents
 from smi2mesh.operator.config import ConfigError, add_run_arguments, from_args
 from smi2mesh.translate import translate
-from smi2mesh.translators import TRANSLATORS, smi_native
-from smi2mesh.translators.base import Options
+from smi2mesh.translators import TRANSLATORS, profiles, smi_native
+from smi2mesh.translators.base import ConsulNamespaces, Options
 
 EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_FINDINGS, EXIT_INTERNAL = 0, 1, 2, 3, 70
 
@@ -60,7 +61,22 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--trust-domain", default="cluster.local", metavar="D",
                     help="mesh trust domain used in identities (default: cluster.local)")
     tr.add_argument("--cluster-domain", default="cluster.local", metavar="D",
-                    help="Kubernetes cluster domain used in Service FQDNs (default: cluster.local)")
+                    help="Kubernetes cluster domain used in Service FQDNs, and the one split hosts "
+                         "name.ns.svc.<domain> must name (default: cluster.local)")
+    tr.add_argument("--consul-namespaces", choices=[m.value for m in ConsulNamespaces],
+                    default=ConsulNamespaces.OFF.value,
+                    help="with --mesh consul: off (Consul CE, the default: sources carry no "
+                         "namespace) or mirror (Enterprise namespaces mirroring Kubernetes ones)")
+    tr.add_argument("--widen-l7-to-l4", action="store_true",
+                    help="migration aid: grant an HTTP rule the mesh cannot enforce (Kuma; Consul "
+                         "for a non-HTTP service) at L4 instead of failing closed; broader than "
+                         "SMI, each one a Widened finding")
+    tr.add_argument("--mesh-version", metavar="V",
+                    help="the target mesh's release to write for, e.g. 1.21 (Istio v1beta1 APIs) or "
+                         "2.20; default: the newest supported (see README, Mesh versions)")
+    tr.add_argument("--gateway-api-version", metavar="V",
+                    help="the Gateway API release installed, for linkerd, cilium and gamma routes "
+                         "(e.g. 1.5.1: TCPRoute v1alpha2); default: the newest the mesh version supports")
     run = sub.add_parser(
         "run", help="run the operator: reconcile SMI objects into the chosen mesh",
         description="Watch SMI objects and reconcile them into mesh objects with server-side "
@@ -72,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
                                f"{', '.join(smi_native.PROFILES)} (default: latest)")
     versions.add_argument("--smi-versions", metavar="split=V,access=V,specs=V",
                           help="with --mesh smi: explicit SMI versions per API group")
+    # Last: report and plan take every translation option translate has, whoever added it.
+    migration.add_commands(sub, tr)
     return parser
 
 
@@ -89,25 +107,44 @@ def smi_versions(args: argparse.Namespace, parser: argparse.ArgumentParser) -> d
     return dict(smi_native.PROFILES[args.smi_profile or "latest"])
 
 
+def profile(args: argparse.Namespace, parser: argparse.ArgumentParser) -> profiles.Profile:
+    """The profile ``--mesh-version`` and ``--gateway-api-version`` choose (usage error if unsupported)."""
+    try:
+        return profiles.resolve(args.mesh, args.mesh_version, args.gateway_api_version)
+    except profiles.ProfileError as exc:
+        parser.error(str(exc))
+
+
+def translation_options(args: argparse.Namespace, versions: dict[str, str]) -> Options:
+    """The translation knobs of ``translate``; report and plan build theirs here too."""
+    return Options(trust_domain=args.trust_domain, cluster_domain=args.cluster_domain,
+                   smi_versions=versions,
+                   consul_namespaces=ConsulNamespaces(args.consul_namespaces),
+                   widen_l7_to_l4=args.widen_l7_to_l4)
+
+
 def run_translate(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: TextIO) -> int:
     """Run ``translate``; write the result or the errors; return the exit code."""
     versions = smi_versions(args, build_parser())
+    chosen = profile(args, build_parser())
     # A short-lived batch process: loading builds hundreds of thousands of small
     # objects that the cyclic collector would scan over and over; reference
     # counting frees what matters, and the process exits right after.
     gc.disable()
     try:
-        docs = yamlio.read_sources([*args.filename, *args.paths] or ["-"], stdin)
+        docs = migration.documents(args, stdin)
         inputs = parse_documents(docs)
     except FileNotFoundError as exc:
         stderr.write(f"error: {exc.args[0]}: no such file or directory\n")
         return EXIT_USAGE
+    except migration.ClusterError as exc:
+        stderr.write(f"error: {exc}\n")
+        return exc.exit_code
     except InputError as exc:
         for problem in exc.problems:
             stderr.write(f"error: {problem.render()}\n")
         return EXIT_INPUT
-    options = Options(trust_domain=args.trust_domain, cluster_domain=args.cluster_domain,
-                      smi_versions=versions)
+    options = dataclasses.replace(translation_options(args, versions), profile=chosen)
     result = translate(inputs, args.mesh, options)
     text = (yamlio.dump_json if args.output == "json" else yamlio.dump_yaml)(result.objects)
     stdout.write(text)
@@ -140,6 +177,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_translate(args, sys.stdin, sys.stdout, sys.stderr)
         if args.command == "run":
             return run_operator(args)
+        if args.command in migration.COMMANDS:
+            return migration.run(args, sys.stdin, sys.stdout, sys.stderr)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

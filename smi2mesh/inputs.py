@@ -3,7 +3,9 @@
 SMI objects are parsed by :mod:`smi2mesh.smi`. Services and workloads are
 context: they resolve backends, ports and ServiceAccount-to-pod selectors,
 and are never output. Documents of other API groups are passed over, since
-they are not policy. Every problem in every document is collected before an
+they are not policy; an SMI kind under a groupless apiVersion is an error,
+not passed over. References between objects are left to translation. Every
+problem in every document is collected before an
 :class:`~smi2mesh.errors.InputError` is raised, so users fix all at once.
 """
 
@@ -48,7 +50,7 @@ def _container_ports(pod_spec: object) -> tuple[model.ContainerPort, ...]:
     """Declared ports of every container, in order; malformed entries are passed over."""
     out: list[model.ContainerPort] = []
     containers = _get(pod_spec, ("containers",))
-    for c in containers if isinstance(containers, list) else []:
+    for index, c in enumerate(containers if isinstance(containers, list) else []):
         ports = _get(c, ("ports",))
         for p in ports if isinstance(ports, list) else []:
             if not isinstance(p, Mapping):
@@ -58,7 +60,7 @@ def _container_ports(pod_spec: object) -> tuple[model.ContainerPort, ...]:
             except ValueError:
                 continue
             out.append(model.ContainerPort(number, str(p.get("name") or ""),
-                                           str(p.get("protocol") or "TCP")))
+                                           str(p.get("protocol") or "TCP"), index))
     return tuple(out)
 
 
@@ -136,10 +138,47 @@ def parse_document(body: object, source: str = "") -> tuple[object | None, list[
         return None, [Problem(f"document must be a mapping, got {type(body).__name__}", source=source)]
     api_version, kind = body.get("apiVersion"), body.get("kind")
     if not isinstance(api_version, str) or not isinstance(kind, str) or not api_version or not kind:
-        return None, [Problem("document has no apiVersion and kind", "apiVersion", source=source)]
+        return None, [_identity_problem(body, source)]
     if api_version.split("/", 1)[0] in smi.SMI_API_GROUPS:
         return smi.parse_smi(body, source)
+    if "/" not in api_version and kind in SMI_KINDS:
+        # "v1alpha1" alone is the core group, which has no SMI kinds: passing
+        # it over would silently drop the object, even under --strict.
+        served = sorted(av for av, k in smi.VERSIONS if k == kind)
+        guess = f"{model.SMI_GROUPS[SmiKind(kind)]}/{api_version}"
+        hint = f"; did you mean {guess}?" if guess in served else f"; it is served as {', '.join(served)}"
+        return None, [_problem(body, source, "apiVersion",
+                               f"{api_version!r} has no API group, but {kind} is an SMI kind{hint}")]
     return _context(body, source)
+
+
+SMI_KINDS = frozenset(k.value for k in SmiKind)
+
+
+def _problem(body: Mapping[str, Any], source: str, field: str, message: str) -> Problem:
+    """A problem naming as much of the object as the document has."""
+    meta = body.get("metadata")
+    meta = meta if isinstance(meta, Mapping) else {}
+    kind, name, ns = body.get("kind"), meta.get("name"), meta.get("namespace")
+    name = name if isinstance(name, str) else ""
+    ns = ns if isinstance(ns, str) and ns else ("default" if name else "")
+    return Problem(message, field, kind if isinstance(kind, str) else "", ns, name, source)
+
+
+def _identity_problem(body: Mapping[str, Any], source: str) -> Problem:
+    """Say exactly which of apiVersion and kind is missing or not a string."""
+    wrong: list[str] = []
+    missing: list[str] = []
+    for field in ("apiVersion", "kind"):
+        value = body.get(field)
+        if value is None or value == "":
+            missing.append(field)
+        elif not isinstance(value, str):
+            wrong.append(f"{field} must be a string, got {type(value).__name__}")
+    if missing:
+        wrong.insert(0, f"document has no {' and no '.join(missing)}")
+    field = missing[0] if missing else ("apiVersion" if "apiVersion" in wrong[0] else "kind")
+    return _problem(body, source, field, "; ".join(wrong))
 
 
 def expand_lists(docs: Iterable[tuple[str, object]]) -> Iterable[tuple[str, object]]:
@@ -152,25 +191,14 @@ def expand_lists(docs: Iterable[tuple[str, object]]) -> Iterable[tuple[str, obje
             yield source, doc
 
 
-def check_references(inputs: model.Inputs) -> list[Problem]:
-    """Problems that need more than one object: a split matching a missing route group.
-
-    A TrafficTarget naming a missing route is *not* an error here: the
-    translators fail closed for it and report a finding, because in a
-    cluster the route may simply not exist yet.
-    """
-    problems: list[Problem] = []
-    for ts in inputs.splits:
-        for i, ref in enumerate(ts.matches):
-            if inputs.http_route_group(ts.meta.namespace, ref.name) is None:
-                problems.append(Problem(
-                    f"HTTPRouteGroup {ts.meta.namespace}/{ref.name} does not exist",
-                    ts.path(f"matches[{i}]"), ts.kind, ts.meta.namespace, ts.meta.name))
-    return problems
-
-
 def parse_documents(docs: Iterable[tuple[str, object]], *, check_refs: bool = True) -> model.Inputs:
-    """Parse every document and return the Inputs, or raise InputError with every problem."""
+    """Parse every document and return the Inputs, or raise InputError with every problem.
+
+    References between objects are not checked here: a missing route or
+    Service is a finding of translation (the object may simply not exist
+    yet, or not be in the files a pre-commit hook passes). *check_refs* is
+    accepted for existing callers and has no effect.
+    """
     problems: list[Problem] = []
     objects: list[object] = []
     seen: dict[tuple[str, str, str, str], str] = {}
@@ -190,12 +218,9 @@ def parse_documents(docs: Iterable[tuple[str, object]], *, check_refs: bool = Tr
                 continue
             seen[key] = source
         objects.append(obj)
-    inputs = model.Inputs.of(objects)
-    if check_refs and not problems:
-        problems.extend(check_references(inputs))
     if problems:
         raise InputError(problems)
-    return inputs
+    return model.Inputs.of(objects)
 
 
-__all__ = ["SmiKind", "check_references", "parse_document", "parse_documents"]
+__all__ = ["SmiKind", "parse_document", "parse_documents"]

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
 
+from smi2mesh.findings import FindingReason
+
 
 class SmiKind(StrEnum):
     """The SMI kinds smi2mesh reads."""
@@ -49,6 +51,15 @@ class Meta:
 
 
 @dataclass(frozen=True, slots=True)
+class Note:
+    """Something parsing read in another form than written, reported as a finding."""
+
+    field: str
+    reason: FindingReason
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
 class SmiObject:
     """Fields shared by every parsed SMI object."""
 
@@ -57,6 +68,9 @@ class SmiObject:
     field_prefix: str
     # Unknown fields that were ignored, as field paths; reported as findings.
     ignored: tuple[str, ...]
+    # What parsing accepted in another form (a Quantity in an integer field);
+    # every target reports these, like ignored fields.
+    notes: tuple[Note, ...] = ()
 
     @property
     def kind(self) -> str:
@@ -135,11 +149,38 @@ class PortRoute(SmiObject):
 
 
 @dataclass(frozen=True, slots=True)
+class Host:
+    """A Service as a TrafficSplit names it: a name or a hostname (the spec calls it an FQDN).
+
+    ``name``, ``name.ns``, ``name.ns.svc`` and ``name.ns.svc.<cluster-domain>``
+    name Service *name* of the split's namespace (OSM's GetServiceFromHostname;
+    Flagger writes ``service.hosts[0]``). Another namespace is an input error,
+    found while parsing. Whether ``<cluster-domain>`` is the cluster's is known
+    only at translation time, so it is kept here and checked by :meth:`service`.
+    """
+
+    text: str  # as written, for messages
+    name: str | None  # the Service it names, or None: no Service of the namespace
+    cluster_domain: str | None = None  # the domain after ``.svc.``, if written
+
+    def service(self, cluster_domain: str) -> str | None:
+        """The Service name in a cluster with *cluster_domain*, or None when it names none."""
+        if self.cluster_domain is not None and self.cluster_domain != cluster_domain.lower().rstrip("."):
+            return None
+        return self.name
+
+
+@dataclass(frozen=True, slots=True)
 class Backend:
-    """A weighted backend Service. Weights are milli-units, relative."""
+    """A weighted backend Service. Weights are milli-units, relative.
+
+    *service* is the Service name; *host* is set when the input wrote more
+    than a bare name (then *service* holds the name it resolves to).
+    """
 
     service: str
     weight_milli: int
+    host: Host | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,10 +198,19 @@ class TrafficSplit(SmiObject):
     service: str = ""
     backends: tuple[Backend, ...] = ()
     matches: tuple[RouteRef, ...] = ()
+    # Set when spec.service was written as more than a bare name.
+    service_host: Host | None = None
 
     @property
     def kind(self) -> str:
         return SmiKind.TRAFFIC_SPLIT.value
+
+    def hosts(self) -> list[tuple[str, Host]]:
+        """(field path, host) of every Service field written as a hostname."""
+        out = [(self.path("service"), self.service_host)] if self.service_host else []
+        out.extend((self.path(f"backends[{i}].service"), b.host)
+                   for i, b in enumerate(self.backends) if b.host)
+        return out
 
 
 # ---- access.smi-spec.io ----------------------------------------------------
@@ -247,6 +297,9 @@ class ContainerPort:
     port: int
     name: str = ""
     protocol: str = "TCP"
+    # Index of its container in the pod spec: consul-k8s proxies the ports of
+    # the first container when no annotation names one.
+    container: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -290,6 +343,10 @@ class Inputs:
     services: tuple[Service, ...] = ()
     workloads: tuple[Workload, ...] = ()
     service_accounts: tuple[ServiceAccount, ...] = ()
+    # Names of ServiceAccounts and Services outside these objects, with their
+    # namespaces: the operator's view of the whole cluster, which translating
+    # one namespace at a time does not otherwise have.
+    other_identities: Mapping[str, Iterable[str]] = field(default_factory=dict)
     _groups: dict[tuple[str, str], HTTPRouteGroup] = field(init=False, repr=False)
     _routes: dict[tuple[SmiKind, str, str], PortRoute] = field(init=False, repr=False)
     _services: dict[tuple[str, str], Service] = field(init=False, repr=False)
@@ -322,7 +379,8 @@ class Inputs:
         object.__setattr__(self, "_by_label", by_label)
 
     @classmethod
-    def of(cls, objects: Iterable[object]) -> Inputs:
+    def of(cls, objects: Iterable[object],
+           other_identities: Mapping[str, Iterable[str]] | None = None) -> Inputs:
         """Sort a mixed iterable of parsed objects into an Inputs."""
         buckets: dict[type, list[object]] = {}
         for obj in objects:
@@ -339,6 +397,8 @@ class Inputs:
             services=take(Service),
             workloads=take(Workload),
             service_accounts=take(ServiceAccount),
+            # An empty view still records what is read, so keep it even when empty.
+            other_identities={} if other_identities is None else other_identities,
         )
 
     def http_route_group(self, namespace: str, name: str) -> HTTPRouteGroup | None:
@@ -371,12 +431,23 @@ class Inputs:
         return self._by_ns.get(namespace, [])
 
     def namespaces_with_identity(self, name: str) -> set[str]:
-        """Namespaces where *name* is a ServiceAccount, a Service or a workload's ServiceAccount.
+        """Namespaces where *name* is an identity: a ServiceAccount, a Service, a workload's
+        ServiceAccount, a TrafficTarget's source or destination, or one of *other_identities*.
 
         Consul CE has no namespaces: a source name there is one identity
         across the cluster, so a name found in several namespaces is ambiguous.
         """
-        found = {sa.meta.namespace for sa in self.service_accounts if sa.meta.name == name}
-        found.update(s.meta.namespace for s in self.services if s.meta.name == name)
-        found.update(w.meta.namespace for w in self.workloads if w.service_account == name)
-        return found
+        index: dict[str, set[str]] | None = getattr(self, "_identities", None)
+        if index is None:
+            index = {}
+            pairs: list[tuple[str, str]] = [(sa.meta.name, sa.meta.namespace)
+                                            for sa in self.service_accounts]
+            pairs.extend((s.meta.name, s.meta.namespace) for s in self.services)
+            pairs.extend((w.service_account, w.meta.namespace) for w in self.workloads)
+            for tt in self.targets:
+                pairs.extend((i.name, i.namespace) for i in (tt.destination, *tt.sources))
+            for n, ns in pairs:
+                index.setdefault(n, set()).add(ns)
+            # Built on first use: most targets never ask.
+            object.__setattr__(self, "_identities", index)
+        return index.get(name, set()) | set(self.other_identities.get(name, ()))

@@ -1,8 +1,9 @@
 """SMI wire models for every version, and parsing into the internal model.
 
 One pydantic model per (kind, version) describes what that version accepts,
-tolerant of what real repositories hold: string ports, header maps or lists,
-Quantity weights, and the top-level (v1alpha1) layout in any version. The
+tolerant of what real repositories and clusters hold: string ports, header
+maps or lists, Quantity weights (in every split version), Services written
+as hostnames, and the top-level (v1alpha1) layout in any version. The
 same models generate the project's CRDs (:mod:`smi2mesh.crdgen`), so the
 CRDs accept exactly what the parser accepts.
 """
@@ -29,6 +30,7 @@ from pydantic.alias_generators import to_camel
 
 from smi2mesh import model, regex, weights
 from smi2mesh.errors import Problem
+from smi2mesh.findings import FindingReason
 from smi2mesh.model import SmiKind
 
 # ---- field types -------------------------------------------------------------
@@ -103,18 +105,36 @@ def _headers(value: object) -> list[tuple[str, str]]:
     return out
 
 
-def _int_weight(value: object) -> int:
+def _host(value: str) -> str:
+    # The spec calls these fields FQDNs, so any DNS name is accepted here;
+    # which Service it names is decided while converting (see model.Host).
+    name = value.lower().removesuffix(".")
+    if len(name) > 253 or not _DNS_SUBDOMAIN.match(name) or any(len(x) > 63 for x in name.split(".")):
+        raise ValueError(f"{value!r} is neither a Service name nor a hostname (RFC 1123)")
+    return value
+
+
+def _int_weight(value: object) -> tuple[int, str | None]:
+    """A whole number as milli-units, or a Quantity string with its text (to report).
+
+    linkerd-smi stores v1alpha1 and serves it as v1alpha2 without
+    conversion, so ``weight: 500m`` is a real v1alpha2 state: a string is
+    read as a Quantity, by milli-value, and reported as rewritten.
+    """
     if isinstance(value, bool):
         raise ValueError("weight must be a whole number, not a boolean")
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        value = int(value.strip())
+    if isinstance(value, str):
+        milli = weights.quantity_to_milli(value)
+        if milli < 0:
+            raise ValueError(f"weight {value!r} must not be negative")
+        return milli, value
     if not isinstance(value, int):
         raise ValueError(f"weight {value!r} must be a whole number in this version")
     if value < 0:
         raise ValueError(f"weight {value} must not be negative")
     if value * 1000 > weights.MAX_MILLI:
         raise ValueError(f"weight {value} is out of range")
-    return value * 1000
+    return value * 1000, None
 
 
 def _quantity_weight(value: object) -> int:
@@ -137,7 +157,9 @@ Headers = Annotated[
 ]
 Method = Literal["*", "GET", "HEAD", "PUT", "POST", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"]
 QuantityWeight = Annotated[int, BeforeValidator(_quantity_weight), _INT_OR_STRING]
-IntWeight = Annotated[int, BeforeValidator(_int_weight), _INT_OR_STRING]
+IntWeight = Annotated[tuple[int, str | None], BeforeValidator(_int_weight), _INT_OR_STRING]
+# spec.service and backends[].service: a Service name or its hostname.
+Host = Annotated[str, AfterValidator(_host)]
 
 
 class Wire(BaseModel):
@@ -190,14 +212,14 @@ class PortRouteSpec(Wire):
 class QuantityBackend(Wire):
     """v1alpha1 backend: weight is a Kubernetes Quantity."""
 
-    service: Name
+    service: Host
     weight: QuantityWeight
 
 
 class IntBackend(Wire):
     """v1alpha2+ backend: weight is a whole number."""
 
-    service: Name
+    service: Host
     weight: IntWeight
 
 
@@ -212,21 +234,21 @@ class TypedRef(Wire):
 class TrafficSplitSpecV1(Wire):
     """TrafficSplit v1alpha1."""
 
-    service: Name
+    service: Host
     backends: Annotated[list[QuantityBackend], Field(min_length=1)]
 
 
 class TrafficSplitSpecV2(Wire):
     """TrafficSplit v1alpha2."""
 
-    service: Name
+    service: Host
     backends: Annotated[list[IntBackend], Field(min_length=1)]
 
 
 class TrafficSplitSpecV3(Wire):
     """TrafficSplit v1alpha3 and v1alpha4 (identical)."""
 
-    service: Name
+    service: Host
     backends: Annotated[list[IntBackend], Field(min_length=1)]
     matches: list[TypedRef] | None = None
 
@@ -542,9 +564,42 @@ def _conv_port_route(w: Any, meta: model.Meta, v: Version, prefix: str,
                            match_name=m.name if m else None, ports=ports)
 
 
+def _resolve_host(text: str, namespace: str, field: str, doc: _Doc,
+                  problems: list[Problem]) -> model.Host | None:
+    """What a Service field names; None for a bare name (nothing to resolve or report)."""
+    labels = text.lower().removesuffix(".").split(".")
+    if len(labels) == 1:
+        # DNS names are case-insensitive: "Web" or "web." still name Service web.
+        return None if text == labels[0] else model.Host(text, labels[0])
+    if len(labels) > 2 and labels[2] != "svc":
+        # An external host (podinfo.example.com): no Service of this cluster.
+        return model.Host(text, None)
+    if labels[1] != namespace:
+        problems.append(doc.problem(field, (
+            f"{text!r} names Service {labels[0]!r} of namespace {labels[1]!r}; a TrafficSplit's "
+            f"Services must be in its own namespace {namespace!r}")))
+        return None
+    # _host made every label a DNS label, so labels[0] is a valid Service name.
+    domain = ".".join(labels[3:]) if len(labels) > 3 else None
+    return model.Host(text, labels[0], domain)
+
+
 def _conv_split(w: Any, meta: model.Meta, v: Version, prefix: str,
                 ignored: tuple[str, ...], doc: _Doc, problems: list[Problem]) -> model.SmiObject:
-    backends = tuple(model.Backend(b.service, b.weight) for b in w.backends)
+    ns = meta.namespace
+    backends: list[model.Backend] = []
+    notes: list[model.Note] = []
+    for i, b in enumerate(w.backends):
+        field = f"{prefix}backends[{i}]"
+        milli, text = b.weight if isinstance(b.weight, tuple) else (b.weight, None)
+        if text is not None:
+            notes.append(model.Note(f"{field}.weight", FindingReason.REWRITTEN, (
+                f"weight {text!r} is a string in split {v.version}, which declares a whole number; "
+                "read as a Kubernetes Quantity, by milli-value (1 = 1000m), relative to the other "
+                "backends")))
+        host = _resolve_host(b.service, ns, f"{field}.service", doc, problems)
+        name = host.name if host is not None and host.name is not None else b.service
+        backends.append(model.Backend(name, milli, host))
     if sum(b.weight_milli for b in backends) <= 0:
         problems.append(doc.problem(
             f"{prefix}backends", "all backend weights are zero; at least one must be positive"))
@@ -553,9 +608,12 @@ def _conv_split(w: Any, meta: model.Meta, v: Version, prefix: str,
         if b.service in seen:
             problems.append(doc.problem(f"{prefix}backends[{i}].service", f"duplicate backend {b.service!r}"))
         seen.add(b.service)
+    root = _resolve_host(w.service, ns, f"{prefix}service", doc, problems)
     refs = tuple(model.RouteRef(SmiKind(r.kind), r.name) for r in (getattr(w, "matches", None) or ()))
-    return model.TrafficSplit(meta, v.api_version, prefix, ignored, service=w.service,
-                              backends=backends, matches=refs)
+    return model.TrafficSplit(
+        meta, v.api_version, prefix, ignored, tuple(notes),
+        service=root.name if root is not None and root.name is not None else w.service,
+        backends=tuple(backends), matches=refs, service_host=root)
 
 
 def _conv_target(w: Any, meta: model.Meta, v: Version, prefix: str,
@@ -569,6 +627,14 @@ def _conv_target(w: Any, meta: model.Meta, v: Version, prefix: str,
             f"must equal the TrafficTarget's namespace {meta.namespace!r}, got {dest_ns!r}"))
     rules_field = "specs" if isinstance(w, TrafficTargetSpecV1) else "rules"
     raw_rules = w.specs if isinstance(w, TrafficTargetSpecV1) else w.rules
+    other = "rules" if rules_field == "specs" else "specs"
+    if other in (w.__pydantic_extra__ or {}):
+        # Left unread, the rules would vanish and the target would allow
+        # nothing here, but "rules: []" is allow-all on Traefik Mesh.
+        others = "v1alpha2 and v1alpha3" if other == "rules" else "v1alpha1"
+        problems.append(doc.problem(prefix + other, (
+            f"access {v.version} holds its rules in {rules_field!r}; {other!r} is the field of "
+            f"access {others}, so these rules cannot be read")))
     return model.TrafficTarget(
         meta, v.api_version, prefix, ignored,
         destination=model.Identity(dest.name, dest_ns),

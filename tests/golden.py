@@ -17,9 +17,9 @@ import yaml
 from smi2mesh import yamlio
 from smi2mesh.inputs import parse_documents
 from smi2mesh.model import Inputs
-from smi2mesh.translators import smi_native
-from smi2mesh.translators.base import Options
-from tests.crd_schema import CrdIndex
+from smi2mesh.translators import profiles, smi_native
+from smi2mesh.translators.base import ConsulNamespaces, Options
+from tests.crd_schema import CrdIndex, default_crds_dir
 
 TESTS = Path(__file__).resolve().parent
 GOLDEN = TESTS / "golden"
@@ -45,16 +45,25 @@ class Case:
     def options(self) -> Options:
         """Translation options from the case's optional ``options.yaml``.
 
-        Keys: ``trust_domain``, ``cluster_domain``, ``smi_profile`` or ``smi_versions``.
+        Keys: ``trust_domain``, ``cluster_domain``, ``smi_profile`` or ``smi_versions``,
+        ``mesh_version``, ``gateway_api_version`` and ``gateway_api_channel`` (the
+        profile, as ``--mesh-version`` and ``--gateway-api-version`` choose it),
+        ``consul_namespaces`` (``off``/``mirror``) and ``widen_l7_to_l4`` (a boolean).
         """
         path = self.path / "options.yaml"
-        raw: dict[str, str] = yaml.safe_load(path.read_text()) if path.is_file() else {}
+        raw: dict[str, Any] = yaml.safe_load(path.read_text()) if path.is_file() else {}
         versions: dict[str, str] = {}
         if "smi_profile" in raw:
             versions = dict(smi_native.PROFILES[raw.pop("smi_profile")])
         if "smi_versions" in raw:
             versions = smi_native.parse_versions(raw.pop("smi_versions"))
-        return Options(smi_versions=versions, **raw)
+        if "consul_namespaces" in raw:
+            raw["consul_namespaces"] = ConsulNamespaces(raw["consul_namespaces"])
+        channel = raw.pop("gateway_api_channel", None)
+        profile = profiles.resolve(self.mesh, raw.pop("mesh_version", None),
+                                   raw.pop("gateway_api_version", None),
+                                   profiles.Channel(channel) if channel else None)
+        return Options(smi_versions=versions, profile=profile, **raw)
 
     def inputs(self) -> Inputs:
         return parse_documents(yamlio.read_sources([str(self.path / "input.yaml")]))
@@ -70,8 +79,28 @@ SMI_SOURCES = ("smi/smi-sdk-go-main", "smi/linkerd-smi-v0.2.7")
 PROJECT_CRDS = TESTS.parent / "crds"
 
 
-def validate_emitted(obj: dict[str, Any]) -> list[str]:
+def gateway_crd_folder(gateway: profiles.GatewayApi) -> str:
+    """The pinned Gateway API CRDs to check a release's routes against.
+
+    That release's own folder when it is pinned; else the oldest pinned newer
+    release (every field the routes use is in every release from 1.1.0 on:
+    see smi2mesh.translators.profiles).
+    """
+    pinned = sorted((tuple(int(p) for p in d.name.removeprefix("gateway-api-v").split(".")), d.name)
+                    for d in default_crds_dir().glob("gateway-api-v*") if (d / "standard").is_dir())
+    for version, name in pinned:
+        if version >= gateway.version:
+            return name
+    raise LookupError(f"no pinned Gateway API CRDs for {gateway}")
+
+
+def validate_emitted(obj: dict[str, Any], profile: profiles.Profile | None = None) -> list[str]:
     """Strict errors of one emitted object against its upstream CRD.
+
+    With a *profile*, Gateway API routes are checked against the CRDs of its
+    Gateway API release (standard channel first, experimental for kinds only
+    that channel has), never silently against another release's; without one,
+    against the best candidate of any pinned release.
 
     Re-emitted SMI objects must be accepted by an upstream SMI CRD that
     defines their version with its own schema. No upstream CRD does for
@@ -79,8 +108,16 @@ def validate_emitted(obj: dict[str, Any]) -> list[str]:
     to every version, requiring fields those versions do not have), so those
     are checked against the project's own CRDs.
     """
+    group = obj["apiVersion"].split("/")[0]
+    if group == profiles.GATEWAY_GROUP and profile is not None:
+        gateway = profile.gateway
+        assert gateway is not None, f"Gateway API routes from {profile.describe()}"
+        folder = gateway_crd_folder(gateway)
+        index = CrdIndex.load(prefer=[f"{folder}/standard", f"{folder}/experimental"])
+        result = index.check(obj, source=folder)
+        return result.errors
     index = CrdIndex.load(prefer=["gateway-api-v1.6.1/standard"])
-    if not obj["apiVersion"].split("/")[0].endswith("smi-spec.io"):
+    if not group.endswith("smi-spec.io"):
         return index.validate(obj)
     sources = [s for s in SMI_SOURCES if index.candidates(obj["apiVersion"], obj["kind"], source=s)]
     if not sources:

@@ -260,13 +260,24 @@ def test_cel_rules_are_counted_not_run(index: CrdIndex) -> None:
 
 def test_candidate_ranking_and_selection(index: CrdIndex) -> None:
     grpc = index.candidates("gateway.networking.k8s.io/v1", "GRPCRoute")
+    # Standard before experimental, then the newest release first.
     assert [c.source.split("/")[0:2] for c in grpc] == [
-        ["gateway-api-v1.6.1", "standard"], ["gateway-api-v1.6.1", "experimental"],
+        ["gateway-api-v1.6.1", "standard"], ["gateway-api-v1.5.1", "standard"],
+        ["gateway-api-v1.6.1", "experimental"], ["gateway-api-v1.5.1", "experimental"],
         ["gateway-api-v1.1.1", "experimental"]]
-    # v1alpha2 TCPRoute is listed but unserved in standard: the served experimental one wins.
+    # v1alpha2 TCPRoute is listed but unserved in 1.6.1 standard: served experimental ones win.
     tcp = index.candidates("gateway.networking.k8s.io/v1alpha2", "TCPRoute")
-    assert [(c.source.split("/")[1], c.served) for c in tcp] == [
-        ("experimental", True), ("standard", False)]
+    assert [(*c.source.split("/")[0:2], c.served) for c in tcp] == [
+        ("gateway-api-v1.6.1", "experimental", True), ("gateway-api-v1.5.1", "experimental", True),
+        ("gateway-api-v1.6.1", "standard", False)]
+    # A Gateway API 1.5.1 profile is checked against that release, not silently the newest.
+    v151 = CrdIndex.load(prefer=["gateway-api-v1.5.1/standard", "gateway-api-v1.5.1/experimental"])
+    assert v151.candidates("gateway.networking.k8s.io/v1alpha2", "TCPRoute")[0].source == (
+        "gateway-api-v1.5.1/experimental/gateway.networking.k8s.io_tcproutes.yaml")
+    assert v151.candidates("gateway.networking.k8s.io/v1", "HTTPRoute")[0].source == (
+        "gateway-api-v1.5.1/standard/gateway.networking.k8s.io_httproutes.yaml")
+    # TCPRoute v1 does not exist before 1.6.
+    assert not index.candidates("gateway.networking.k8s.io/v1", "TCPRoute", source="gateway-api-v1.5.1")
     assert index.candidates("gateway.networking.k8s.io/v1alpha2", "TCPRoute", served_only=True)
     exp = CrdIndex.load(prefer=["gateway-api-v1.6.1/experimental"])
     assert "experimental" in exp.candidates("gateway.networking.k8s.io/v1", "HTTPRoute")[0].source

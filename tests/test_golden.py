@@ -35,8 +35,9 @@ def test_golden(case: golden.Case, update_golden: bool) -> None:
 @pytest.mark.parametrize("case", ALL, ids=[c.id for c in ALL])
 def test_golden_output_matches_upstream_crds(case: golden.Case) -> None:
     """Every emitted object is valid, strictly, against its mesh's upstream CRD."""
+    profile = case.options().profile
     errors = {
-        f"{o['kind']} {o['metadata']['name']}": golden.validate_emitted(o)
+        f"{o['kind']} {o['metadata']['name']}": golden.validate_emitted(o, profile)
         for o in case.expected_objects()
     }
     assert {k: v for k, v in errors.items() if v} == {}

@@ -28,6 +28,7 @@ from smi2mesh.model import (
     PortRoute,
     Protocol,
     Rule,
+    ServiceAccount,
     SmiKind,
     TrafficTarget,
     Workload,
@@ -155,6 +156,10 @@ def worlds(draw: st.DrawFn) -> Inputs:
         port_routes=(draw(port_routes("t1", Protocol.TCP)), draw(port_routes("t2", Protocol.TCP)),
                      draw(port_routes("u1", Protocol.UDP))),
         workloads=tuple(workloads),
+        # Every identity a request may come from exists in the cluster, as in a real
+        # one; Consul CE (the default) needs to know them to tell same names apart.
+        service_accounts=tuple(ServiceAccount(Meta(name=i.name, namespace=i.namespace))
+                               for i in IDENTITIES),
     )
 
 

@@ -11,7 +11,8 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from smi2mesh.translators import TRANSLATORS
+from smi2mesh.translators import TRANSLATORS, profiles
+from smi2mesh.translators.base import ConsulNamespaces, Options
 
 # The operator never reconciles the smi target: it would write SMI objects
 # derived from SMI objects, which it would then read again.
@@ -39,6 +40,17 @@ class OperatorConfig:
     resync_seconds: float = 300.0
     # How often served kinds are re-read, so mesh CRDs installed later are used.
     discovery_seconds: float = 15.0
+    consul_namespaces: ConsulNamespaces = ConsulNamespaces.OFF
+    widen_l7_to_l4: bool = False
+    # Overrides of what discovery finds (smi2mesh.translators.profiles): mesh -> release,
+    # and the Gateway API release for every mesh that writes Gateway API routes.
+    mesh_versions: Mapping[str, str] = field(default_factory=dict)
+    gateway_api_version: str | None = None
+
+    def options(self) -> Options:
+        """The translation options every namespace is translated with."""
+        return Options(trust_domain=self.trust_domain, cluster_domain=self.cluster_domain,
+                       consul_namespaces=self.consul_namespaces, widen_l7_to_l4=self.widen_l7_to_l4)
 
     @property
     def all_namespaces(self) -> bool:
@@ -72,6 +84,19 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                         help="kopf peering name, to guard against a second copy [SMI2MESH_PEERING]")
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"],
                         help="log level (default info) [SMI2MESH_LOG_LEVEL]")
+    parser.add_argument("--mesh-version", action="append", default=[], metavar="[MESH=]V",
+                        help="write for this mesh release instead of the one discovery picks; "
+                             "MESH=V for an --enable-mesh one; repeatable "
+                             "[SMI2MESH_MESH_VERSION, comma-separated]")
+    parser.add_argument("--gateway-api-version", metavar="V",
+                        help="write Gateway API routes for this release instead of the installed "
+                             "CRDs' bundle version [SMI2MESH_GATEWAY_API_VERSION]")
+    parser.add_argument("--consul-namespaces", choices=[m.value for m in ConsulNamespaces],
+                        help="Consul namespaces: off (Consul CE, the default) or mirror "
+                             "(Enterprise, mirroring Kubernetes ones) [SMI2MESH_CONSUL_NAMESPACES]")
+    parser.add_argument("--widen-l7-to-l4", action="store_true", default=None,
+                        help="grant HTTP rules a mesh cannot enforce at L4 instead of failing "
+                             "closed (a migration aid; broader than SMI) [SMI2MESH_WIDEN_L7_TO_L4]")
 
 
 def _split(value: str) -> list[str]:
@@ -110,8 +135,21 @@ def from_args(args: argparse.Namespace, env: Mapping[str, str] | None = None) ->
     level = args.log_level or env.get("SMI2MESH_LOG_LEVEL", "info")
     if level not in ("debug", "info", "warning", "error"):
         raise ConfigError(f"SMI2MESH_LOG_LEVEL: unknown level {level!r}")
+    consul = args.consul_namespaces or env.get("SMI2MESH_CONSUL_NAMESPACES", "") or "off"
+    if consul not in [m.value for m in ConsulNamespaces]:
+        raise ConfigError(f"SMI2MESH_CONSUL_NAMESPACES: {consul!r} is not one of "
+                          f"{', '.join(m.value for m in ConsulNamespaces)}")
+    widen_env = env.get("SMI2MESH_WIDEN_L7_TO_L4", "false").lower()
+    if widen_env not in ("true", "false", ""):
+        raise ConfigError(f"SMI2MESH_WIDEN_L7_TO_L4: {widen_env!r} is not true or false")
+    mesh_versions = _mesh_versions(list(args.mesh_version)
+                                   or _split(env.get("SMI2MESH_MESH_VERSION", "")), mesh, enabled)
+    gateway = args.gateway_api_version or env.get("SMI2MESH_GATEWAY_API_VERSION") or None
+    _check_gateway(gateway, [mesh, *enabled], mesh_versions)
     return OperatorConfig(
         mesh=mesh,
+        mesh_versions=mesh_versions,
+        gateway_api_version=gateway,
         namespaces=tuple(dict.fromkeys(namespaces)),
         trust_domain=args.trust_domain or env.get("SMI2MESH_TRUST_DOMAIN", "cluster.local"),
         cluster_domain=args.cluster_domain or env.get("SMI2MESH_CLUSTER_DOMAIN", "cluster.local"),
@@ -120,4 +158,37 @@ def from_args(args: argparse.Namespace, env: Mapping[str, str] | None = None) ->
         health_port=_port(args.health_port or env.get("SMI2MESH_HEALTH_PORT", 8081), "--health-port"),
         peering=args.peering or env.get("SMI2MESH_PEERING", ""),
         log_level=level,
+        consul_namespaces=ConsulNamespaces(consul),
+        widen_l7_to_l4=bool(args.widen_l7_to_l4) or widen_env == "true",
     )
+
+
+def _mesh_versions(values: Sequence[str], mesh: str, enabled: Sequence[str]) -> dict[str, str]:
+    """``V`` (the default mesh) or ``MESH=V`` entries, each checked against the supported releases."""
+    out: dict[str, str] = {}
+    for value in values:
+        name, sep, version = value.partition("=")
+        target, version = (name.strip(), version.strip()) if sep else (mesh, value.strip())
+        if target not in (mesh, *enabled):
+            raise ConfigError(f"--mesh-version {value}: {target!r} is not the mesh or an enabled mesh")
+        try:
+            profiles.mesh_release(target, version)
+        except profiles.ProfileError as exc:
+            raise ConfigError(f"--mesh-version: {exc}") from exc
+        out[target] = version
+    return out
+
+
+def _check_gateway(version: str | None, meshes: Sequence[str], mesh_versions: Mapping[str, str]) -> None:
+    """A Gateway API override must be one every enabled Gateway API mesh supports."""
+    if version is None:
+        return
+    writers = [m for m in dict.fromkeys(meshes)
+               if profiles.mesh_release(m, mesh_versions.get(m)).gateway_api is not None]
+    if not writers:
+        raise ConfigError("--gateway-api-version: no enabled mesh writes Gateway API routes")
+    for m in writers:
+        try:
+            profiles.gateway_api(profiles.mesh_release(m, mesh_versions.get(m)), version)
+        except profiles.ProfileError as exc:
+            raise ConfigError(f"--gateway-api-version: {exc}") from exc

@@ -20,6 +20,7 @@ written, and the SMI object says so.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import hashlib
 import json
@@ -41,7 +42,8 @@ from smi2mesh.operator.store import CONTEXT_KINDS, SMI_KINDS, VERSION_KEY, Body,
 from smi2mesh.status import ConditionStatus, ConditionType
 from smi2mesh.translate import translate
 from smi2mesh.translators import TRANSLATORS
-from smi2mesh.translators.base import MANAGED_BY, MANAGER, SOURCE_ANNOTATION, Options
+from smi2mesh.translators.base import MANAGED_BY, MANAGER, SOURCE_ANNOTATION
+from smi2mesh.translators.profiles import Profile
 
 log = logging.getLogger("smi2mesh.reconcile")
 POLICY_KINDS = frozenset(("TrafficSplit", "TrafficTarget"))
@@ -231,8 +233,12 @@ def mesh_of(body: Body, namespace_labels: Mapping[str, str], config: OperatorCon
 
 
 def plan_namespace(namespace: str, store: Store, config: OperatorConfig, parser: Parser,
-                   served: Callable[[str, str], Resource | None]) -> Plan:
-    """Decide the writes for one namespace from the cache alone."""
+                   served: Callable[[str, str], Resource | None], *,
+                   profiles: Mapping[str, Profile] | None = None) -> Plan:
+    """Decide the writes for one namespace from the cache alone.
+
+    *profiles* are the mesh releases discovery picked (default: each mesh's newest).
+    """
     plan = Plan(namespace)
     ns_labels = store.namespace_labels(namespace)
     by_mesh: dict[str, list[SmiObject]] = {}
@@ -259,9 +265,11 @@ def plan_namespace(namespace: str, store: Store, config: OperatorConfig, parser:
     context = [c for key in CONTEXT_KINDS for body in store.in_namespace(key, namespace).values()
                for c in [parser.parse(body)[0]] if c is not None]
     desired: dict[tuple[str, str, str], tuple[Body, str]] = {}
-    options = Options(trust_domain=config.trust_domain, cluster_domain=config.cluster_domain)
+    options = config.options()
+    identities = store.identity_view()
     for mesh, policy in sorted(by_mesh.items()):
-        result = translate(Inputs.of([*policy, *routes, *context]), mesh, options)
+        result = translate(Inputs.of([*policy, *routes, *context], identities), mesh,
+                           dataclasses.replace(options, profile=(profiles or {}).get(mesh)))
         for f in result.findings:
             target = plan.outcomes.get(f"{f.kind}/{f.namespace}/{f.name}")
             if target is not None and f not in target.findings:
@@ -274,6 +282,7 @@ def plan_namespace(namespace: str, store: Store, config: OperatorConfig, parser:
             obj["metadata"]["annotations"][HASH_ANNOTATION] = desired_hash(obj)
             okey = (obj["apiVersion"].split("/")[0], obj["kind"], obj["metadata"]["name"])
             desired[okey] = (obj, mesh)
+    store.record_reads(namespace, identities.read)
     # Objects whose SMI object became invalid keep their last good output.
     frozen = {ref for ref, out in plan.outcomes.items() if out.problems}
     watched = output_resources(config)

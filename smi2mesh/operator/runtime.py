@@ -32,6 +32,9 @@ from smi2mesh.operator import kopf_compat, reconcile
 from smi2mesh.operator.config import OperatorConfig
 from smi2mesh.operator.kube import ApiError, Kube, Resource, TransientApiError
 from smi2mesh.operator.store import CONTEXT_KINDS, NAMESPACES, SMI_KINDS, Key, Store
+from smi2mesh.translators import profiles as mesh_profiles
+from smi2mesh.translators.base import ConsulNamespaces
+from smi2mesh.translators.profiles import Profile
 
 log = logging.getLogger("smi2mesh.operator")
 DEBOUNCE = 0.002  # lets a burst of watch events land before a pass, without adding latency
@@ -153,9 +156,11 @@ class Discovery:
     config: OperatorConfig
     outputs: dict[tuple[str, str], Resource | None] = field(default_factory=dict)
     inputs: dict[Key, Resource] = field(default_factory=dict)
+    # Per enabled mesh, the release and Gateway API release to write for.
+    profiles: dict[str, Profile] = field(default_factory=dict)
 
     def refresh_outputs(self) -> bool:
-        """Re-read served output kinds; True when something changed."""
+        """Re-read served output kinds and the profiles they call for; True when something changed."""
         found: dict[tuple[str, str], Resource | None] = {}
         by_gv: dict[str, dict[str, Resource] | None] = {}
         for api_version, kind in reconcile.output_resources(self.config):
@@ -164,7 +169,64 @@ class Discovery:
             found[(api_version, kind)] = (by_gv[api_version] or {}).get(kind)
         changed = found != self.outputs
         self.outputs = found
+        return self.refresh_profiles() or changed
+
+    def refresh_profiles(self) -> bool:
+        """Pick each mesh's profile from what is served and the Gateway API CRDs; True when one changed.
+
+        Flags override (``--mesh-version``, ``--gateway-api-version``). When the
+        Gateway API CRDs cannot be read (RBAC, not installed), the served
+        TCPRoute versions decide; nothing here stops the operator.
+        """
+        served: dict[str, dict[str, Resource] | None] = {}
+
+        def is_served(api_version: str, kind: str) -> bool:
+            if api_version not in served:
+                try:
+                    served[api_version] = self.kube.served(api_version)
+                except ApiError as exc:
+                    log.warning("discovery of %s failed: %s", api_version, exc)
+                    served[api_version] = None
+            return kind in (served[api_version] or {})
+
+        gateway_meshes = [m for m in self.config.meshes
+                          if any(r.gateway_api for r in mesh_profiles.releases(m))]
+        bundle, channel = self.gateway_bundle() if gateway_meshes else (None, None)
+        found: dict[str, Profile] = {}
+        for mesh in sorted(self.config.meshes):
+            facts = mesh_profiles.ClusterFacts(is_served, bundle, channel)
+            found[mesh] = mesh_profiles.discover(mesh, facts, self.config.mesh_versions.get(mesh),
+                                            self.config.gateway_api_version)
+            for note in facts.notes:
+                log.warning("%s: %s", mesh, note)
+        changed = found != self.profiles
+        if changed:
+            log.info("profiles: %s", "; ".join(p.describe() for _, p in sorted(found.items())))
+        self.profiles = found
         return changed
+
+    def gateway_bundle(self) -> tuple[str | None, mesh_profiles.Channel | None]:
+        """Bundle version and channel annotations of the installed Gateway API route CRDs.
+
+        TCPRoute's CRD first (it tells the channel that matters), then
+        HTTPRoute's; (None, None) when neither can be read.
+        """
+        for plural in ("tcproutes", "httproutes"):
+            name = f"{plural}.{mesh_profiles.GATEWAY_GROUP}"
+            try:
+                status, body = self.kube.request(
+                    "GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}",
+                    what=f"read CRD {name}")
+            except ApiError as exc:
+                log.info("cannot read CRD %s (%s); using the served versions", name, exc)
+                continue
+            notes = ((body or {}).get("metadata") or {}).get("annotations") or {}
+            if status == 404 or not notes.get(mesh_profiles.BUNDLE_VERSION_ANNOTATION):
+                continue
+            raw = notes.get(mesh_profiles.CHANNEL_ANNOTATION)
+            channel = mesh_profiles.Channel(raw) if raw in {c.value for c in mesh_profiles.Channel} else None
+            return str(notes[mesh_profiles.BUNDLE_VERSION_ANNOTATION]), channel
+        return None, None
 
     def resolve_inputs(self) -> None:
         """Resources of SMI kinds (preferred versions) and context kinds; StartupError if SMI is missing."""
@@ -229,11 +291,17 @@ class Operator:
         """
         out: list[tuple[Key, tuple[str, ...]]] = [
             (key, _selector(*key)) for key in (*SMI_KINDS, *CONTEXT_KINDS, NAMESPACES)]
-        seen: set[Key] = set()
-        for (api_version, _kind), key in sorted(reconcile.output_resources(self.config).items()):
-            if key not in seen:
-                seen.add(key)
-                out.append((key, (key[0], api_version.rsplit("/", 1)[1], key[1])))
+        if not self.discovery.profiles:
+            self.discovery.refresh_profiles()
+        by_key: dict[Key, list[tuple[str, str]]] = {}
+        for (api_version, kind), key in sorted(reconcile.output_resources(self.config).items()):
+            by_key.setdefault(key, []).append((api_version, kind))
+        for key, kinds in by_key.items():
+            # A kind several versions of which may be written (TCPRoute v1 or v1alpha2) is
+            # watched in the version the profiles write: the one this cluster serves.
+            api_version = next((v for v, kind in kinds for p in self.discovery.profiles.values()
+                                if _writes(p, v, kind)), kinds[0][0])
+            out.append((key, (key[0], api_version.rsplit("/", 1)[1], key[1])))
         return out
 
     # -- start-up
@@ -394,7 +462,7 @@ class Operator:
         writes_before = self.kube.writes
         try:
             plan = reconcile.plan_namespace(ns, self.store, self.config, self.parser,
-                                            self.discovery.output)
+                                            self.discovery.output, profiles=self.discovery.profiles)
             self._throttle(plan)
             await asyncio.to_thread(reconcile.execute, plan, self.kube)
             self._remember(plan)
@@ -612,6 +680,14 @@ def connection_info(cfg: Any) -> kopf.ConnectionInfo:
         certificate_path=cfg.cert_file or None, private_key_path=cfg.key_file or None)
 
 
+def _writes(profile: Profile, api_version: str, kind: str) -> bool:
+    """Whether *profile* writes *kind* in *api_version*."""
+    try:
+        return profile.api(api_version.rsplit("/", 1)[0], kind) == api_version
+    except KeyError:
+        return False
+
+
 def _unowned(body: Mapping[str, Any], **_: Any) -> bool:
     return not (body.get("metadata") or {}).get("ownerReferences")
 
@@ -632,6 +708,11 @@ def preflight(kube: Kube) -> None:
 def run(config: OperatorConfig) -> int:
     """Run the operator until interrupted; returns the process exit code."""
     setup_logging(config.log_level)
+    if ("consul" in config.meshes and config.consul_namespaces is ConsulNamespaces.OFF
+            and not config.all_namespaces):
+        log.warning("--consul-namespaces off with --namespace: a Consul CE source is checked "
+                    "against the ServiceAccounts and Services of the watched namespaces only; "
+                    "a same-named one elsewhere would also match it")
     try:
         kube = Kube.from_environment()
         preflight(kube)

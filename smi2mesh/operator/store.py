@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,7 +35,13 @@ CONTEXT_KINDS: Mapping[Key, str] = {
     ("apps", "statefulsets"): "StatefulSet",
     ("apps", "daemonsets"): "DaemonSet",
     ("", "pods"): "Pod",
+    ("", "serviceaccounts"): "ServiceAccount",
 }
+# Kinds whose names are identities across the cluster: Consul CE cannot tell
+# same-named services of two namespaces apart (see :class:`IdentityView`).
+IDENTITY_KINDS: frozenset[Key] = frozenset((("", "services"), ("", "serviceaccounts")))
+# Pod annotations translation reads (consul-k8s: which port a pod registers).
+POD_ANNOTATION_PREFIX = "consul.hashicorp.com/connect-service"
 NAMESPACES: Key = ("", "namespaces")
 VERSION_KEY = "smi2mesh.io/written-as"
 MAX_TOMBSTONES = 50_000
@@ -96,20 +102,63 @@ def _slim(key: Key, body: Mapping[str, Any]) -> Body:
         if key == ("", "services"):
             return {"apiVersion": api, "kind": kind, "metadata": meta,
                     "spec": {"selector": spec.get("selector"), "ports": spec.get("ports")}}
+        if key == ("", "serviceaccounts"):
+            return {"apiVersion": api, "kind": kind, "metadata": _meta(body, "name", "namespace")}
         if key == ("", "pods"):
+            meta["annotations"] = _pod_annotations(body.get("metadata") or {})
             return {"apiVersion": api, "kind": kind, "metadata": meta,
-                    "spec": {"serviceAccountName": spec.get("serviceAccountName")}}
+                    "spec": {"serviceAccountName": spec.get("serviceAccountName"),
+                             "containers": _container_ports(spec)}}
         template = spec.get("template") or {}
+        tmeta = template.get("metadata") or {}
+        tspec = template.get("spec") or {}
         return {"apiVersion": api, "kind": kind, "metadata": meta, "spec": {
             "selector": spec.get("selector"),
-            "template": {"metadata": {"labels": (template.get("metadata") or {}).get("labels")},
-                         "spec": {"serviceAccountName":
-                                  (template.get("spec") or {}).get("serviceAccountName")}}}}
+            "template": {"metadata": {"labels": tmeta.get("labels"),
+                                      "annotations": _pod_annotations(tmeta)},
+                         "spec": {"serviceAccountName": tspec.get("serviceAccountName"),
+                                  "containers": _container_ports(tspec)}}}}
     # A generated kind: ours or someone else's; keep the body, not its history.
     out = {k: v for k, v in body.items() if k not in ("metadata", "status")}
     out["metadata"] = _meta(body, "name", "namespace", "uid", "labels", "annotations",
                             "ownerReferences", "resourceVersion")
     return out
+
+
+def _container_ports(pod_spec: Mapping[str, Any]) -> list[Body]:
+    """Each container's declared ports only (their order matters: consul-k8s uses the first)."""
+    return [{"ports": [{k: p[k] for k in ("name", "containerPort", "protocol") if k in p}
+                       for p in (c.get("ports") or []) if isinstance(p, Mapping)]}
+            for c in pod_spec.get("containers") or [] if isinstance(c, Mapping)]
+
+
+def _pod_annotations(meta: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in (meta.get("annotations") or {}).items()
+            if k.startswith(POD_ANNOTATION_PREFIX)}
+
+
+class IdentityView(Mapping[str, Iterable[str]]):
+    """Identity name -> namespaces having it, over the whole cache; remembers what was read.
+
+    Translating one namespace at a time, Consul CE still needs to know whether
+    another namespace has a ServiceAccount or Service of a source's name. The
+    names read are recorded, so that a namespace is re-planned when one of
+    them appears or goes elsewhere (:meth:`Store.record_reads`).
+    """
+
+    def __init__(self, index: Mapping[str, Mapping[str, int]]) -> None:
+        self._index = index
+        self.read: set[str] = set()
+
+    def __getitem__(self, name: str) -> Iterable[str]:
+        self.read.add(name)
+        return tuple(self._index.get(name, ()))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
 
 
 def _rv(body: Mapping[str, Any]) -> int:
@@ -134,6 +183,49 @@ class Store:
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
     # uids seen deleted or replaced, oldest first (bounded), to ignore late events.
     gone: dict[str, None] = field(default_factory=dict)
+    # Identity name -> namespace -> how many IDENTITY_KINDS objects there carry it.
+    names: dict[str, dict[str, int]] = field(default_factory=dict)
+    # Identity name -> namespaces whose last plan read it, and the reverse.
+    readers: dict[str, set[str]] = field(default_factory=dict)
+    reads: dict[str, set[str]] = field(default_factory=dict)
+
+    def identity_view(self) -> IdentityView:
+        """A recording view of :attr:`names` for one plan."""
+        return IdentityView(self.names)
+
+    def record_reads(self, namespace: str, names: Iterable[str]) -> None:
+        """Remember which identity names *namespace*'s plan depended on (replacing the last)."""
+        new = set(names)
+        old = self.reads.get(namespace, set())
+        for name in old - new:
+            found = self.readers.get(name)
+            if found is not None:
+                found.discard(namespace)
+                if not found:
+                    del self.readers[name]
+        for name in new - old:
+            self.readers.setdefault(name, set()).add(namespace)
+        if new:
+            self.reads[namespace] = new
+        else:
+            self.reads.pop(namespace, None)
+
+    def _identity(self, key: Key, namespace: str, name: str, delta: int) -> None:
+        """Count an identity object in or out; re-plan the readers when its namespaces change."""
+        if key not in IDENTITY_KINDS or not name:
+            return
+        by_ns = self.names.setdefault(name, {})
+        count = by_ns.get(namespace, 0) + delta
+        if count > 0:
+            by_ns[namespace] = count
+            changed = count == delta  # first one in this namespace
+        else:
+            changed = by_ns.pop(namespace, None) is not None
+            if not by_ns:
+                del self.names[name]
+        if changed:
+            for reader in self.readers.get(name, ()):
+                self.mark(reader)
 
     def upsert(self, key: Key, body: Mapping[str, Any], mark: bool = True) -> None:
         """Cache *body*; mark its namespace only if something a plan reads changed.
@@ -164,6 +256,8 @@ class Store:
         if old_uid and uid and old_uid != uid:
             self._bury(old_uid)
         by_name[name] = new
+        if old is None:
+            self._identity(key, ns, name, 1)
         if mark and (old is None or _comparable(old) != _comparable(new)):
             self.mark(ns)
 
@@ -178,7 +272,8 @@ class Store:
         by_name = self.objects.get(key, {}).get(ns, {})
         cached_uid = ((by_name.get(name) or {}).get("metadata") or {}).get("uid") or ""
         if not uid or not cached_uid or cached_uid == uid:
-            by_name.pop(name, None)
+            if by_name.pop(name, None) is not None:
+                self._identity(key, ns, name, -1)
             self.mark(ns)
 
     def _bury(self, uid: str) -> None:
@@ -208,6 +303,7 @@ class Store:
             for name, cached in list(objs.items()):
                 if (ns, name) not in seen and (not listed_at or _rv(cached) <= listed_at):
                     del objs[name]
+                    self._identity(key, ns, name, -1)
                     self.mark(ns)
 
     def mark(self, namespace: str) -> None:

@@ -15,6 +15,12 @@ mesh enforces the same meaning of a TrafficTarget:
   their ports (no ports: every port).
 * Anything unresolved (a missing route, an unknown match name) contributes
   nothing: access only ever becomes narrower, never broader.
+
+A grant that is dropped is only denied if the destination is under a
+deny-by-default in the mesh; emitting nothing leaves the mesh's own default
+(allow-all on Istio and Linkerd). So the findings here speak of what the
+TrafficTarget *grants*; each translator gives every destination it can select
+a deny-by-default and, where it cannot select one, says which default applies.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from smi2mesh.findings import Finding, FindingReason
 from smi2mesh.model import (
@@ -36,13 +42,17 @@ from smi2mesh.model import (
     SmiObject,
     TrafficSplit,
     TrafficTarget,
+    Workload,
 )
+from smi2mesh.translators import profiles
+from smi2mesh.translators.profiles import Profile
 
 MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGER = "smi2mesh"
 SOURCE_ANNOTATION = "smi2mesh.io/source"
 
 Obj = dict[str, Any]
+_State = TypeVar("_State")
 
 
 class ConsulNamespaces(StrEnum):
@@ -67,6 +77,9 @@ class Options:
     # Migration aid: grant an HTTP rule the mesh cannot enforce at L4 instead
     # of failing closed (each one is a Widened finding).
     widen_l7_to_l4: bool = False
+    # Mesh release and Gateway API release to write for (smi2mesh.translators.profiles);
+    # None: the target's newest release. It must be a profile of the target translated to.
+    profile: Profile | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,12 +104,27 @@ def sort_key(obj: Mapping[str, Any]) -> tuple[str, str, str, str]:
 class Emitter:
     """Collects the objects and findings of one translation run."""
 
-    def __init__(self, inputs: Inputs, options: Options) -> None:
+    def __init__(self, inputs: Inputs, options: Options, profile: Profile | None = None) -> None:
         self.inputs = inputs
         self.options = options
+        # The API versions and features of the mesh release written for.
+        self.profile = profile or options.profile or profiles.default("smi")
         self._objects: dict[tuple[str, str, str, str], Obj] = {}
         self._findings: list[Finding] = []
         self._claims: dict[tuple[str, ...], SmiObject] = {}
+        self._state: dict[type, object] = {}
+
+    def state(self, cls: type[_State]) -> _State:
+        """The translator's scratch space for this run: one ``cls()``, made on first use.
+
+        Translators are shared and stateless; what ``target()`` gathers for
+        ``finish()`` lives here, so it ends with the run.
+        """
+        found = self._state.get(cls)
+        if found is None:
+            found = self._state[cls] = cls()
+        assert isinstance(found, cls)
+        return found
 
     def finding(self, obj: SmiObject, field: str, reason: FindingReason, message: str) -> None:
         """Report that *field* of *obj* is not (fully) expressed."""
@@ -168,9 +196,15 @@ class OutputKind:
         return self.api_version.rsplit("/", 1)[0] if "/" in self.api_version else ""
 
 
-GATEWAY_ROUTES = (
+# Every version a Gateway API profile may write them in (profiles.GatewayApi.api).
+GATEWAY_HTTP_ROUTES = (
     OutputKind("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes"),
+    OutputKind("gateway.networking.k8s.io/v1beta1", "HTTPRoute", "httproutes"),
+)
+GATEWAY_ROUTES = (
+    *GATEWAY_HTTP_ROUTES,
     OutputKind("gateway.networking.k8s.io/v1", "TCPRoute", "tcproutes"),
+    OutputKind("gateway.networking.k8s.io/v1alpha2", "TCPRoute", "tcproutes"),
 )
 
 
@@ -183,16 +217,22 @@ class Translator(ABC):
     emits: ClassVar[tuple[OutputKind, ...]]
 
     def translate(self, inputs: Inputs, options: Options) -> TranslationResult:
-        """Translate every SMI object in *inputs*."""
-        em = Emitter(inputs, options)
+        """Translate every SMI object in *inputs*, for ``options.profile`` (default: the newest release)."""
+        profile = options.profile or profiles.default(self.name)
+        if profile.target != self.name:
+            raise profiles.ProfileError(f"profile {profile.describe()} is not one of {self.name}")
+        em = Emitter(inputs, options, profile)
         smi: list[SmiObject] = [*inputs.splits, *inputs.targets, *inputs.http_route_groups,
                                 *inputs.port_routes]
         for obj in smi:
             for path in obj.ignored:
                 em.finding(obj, path, FindingReason.IGNORED_FIELD,
                            "unknown field for " + obj.api_version + "; ignored")
+            for note in obj.notes:
+                em.finding(obj, note.field, note.reason, note.message)
         for ts in sorted(inputs.splits, key=_order):
-            self.split(ts, em)
+            if hosts_resolve(ts, em):
+                self.split(ts, em)
         for tt in sorted(inputs.targets, key=_order):
             self.target(tt, em)
         self.finish(em)
@@ -220,6 +260,30 @@ def _order(obj: SmiObject) -> tuple[str, str]:
 def fqdn(service: str, namespace: str, options: Options) -> str:
     """Cluster-local FQDN of a Service."""
     return f"{service}.{namespace}.svc.{options.cluster_domain}"
+
+
+def hosts_resolve(ts: TrafficSplit, em: Emitter) -> bool:
+    """Whether every hostname of the split names a Service of its namespace (else reported).
+
+    Decided once, here, so every target treats a split naming an external
+    host, or a cluster domain other than ``--cluster-domain``, the same way:
+    nothing is emitted for it.
+    """
+    ok = True
+    for path, host in ts.hosts():
+        if host.service(em.options.cluster_domain) is not None:
+            continue
+        ok = False
+        ns = ts.meta.namespace
+        if host.name is not None:
+            why = (f"its cluster domain {host.cluster_domain!r} is not the cluster's "
+                   f"{em.options.cluster_domain!r} (--cluster-domain)")
+        else:
+            why = (f"it names no Service of namespace {ns!r} (a Service is named <name>, "
+                   f"<name>.{ns}, <name>.{ns}.svc or <name>.{ns}.svc.{em.options.cluster_domain})")
+        em.finding(ts, path, FindingReason.UNRESOLVED_REFERENCE,
+                   f"host {host.text!r}: {why}; split not emitted")
+    return ok
 
 
 def split_matches(ts: TrafficSplit, em: Emitter) -> list[tuple[int, HTTPMatch]] | None:
@@ -282,7 +346,7 @@ def _scope(tt: TrafficTarget, route_ports: set[int] | None, em: Emitter,
     if route_ports and tt.port not in route_ports:
         em.finding(tt, field, FindingReason.ACCESS_FAIL_CLOSED,
                    f"route ports {sorted(route_ports)} do not include destination port {tt.port}; "
-                   "nothing is allowed")
+                   "these rules grant nothing")
         return None
     return (tt.port,)
 
@@ -293,10 +357,11 @@ def grants(tt: TrafficTarget, em: Emitter) -> list[Grant]:
     rules_path = tt.path(tt.rules_field)
     if not tt.sources:
         em.finding(tt, tt.path("sources"), FindingReason.ACCESS_FAIL_CLOSED,
-                   "no sources: nothing is allowed")
+                   "no sources: the TrafficTarget grants nothing")
         return []
     if not tt.rules:
-        em.finding(tt, rules_path, FindingReason.ACCESS_FAIL_CLOSED, "no rules: nothing is allowed")
+        em.finding(tt, rules_path, FindingReason.ACCESS_FAIL_CLOSED,
+                   "no rules: the TrafficTarget grants nothing")
         return []
     http: list[HTTPMatch] = []
     http_fields: list[str] = []
@@ -324,7 +389,7 @@ def grants(tt: TrafficTarget, em: Emitter) -> list[Grant]:
             # The TCPRoutes that scope the HTTP rules are all missing: there is
             # no port scope to trust, so the HTTP rules allow nothing.
             em.finding(tt, rules_path, FindingReason.ACCESS_FAIL_CLOSED,
-                       "the TCPRoute scoping the HTTP rules does not exist; nothing is allowed")
+                       "the TCPRoute scoping the HTTP rules does not exist; the HTTP rules grant nothing")
         elif http:
             ports = _scope(tt, _union(tcp_routes) if tcp_routes else None, em, rules_path)
             if ports is not None:
@@ -379,22 +444,32 @@ def principal(identity: Identity, options: Options) -> str:
     return f"{options.trust_domain}/ns/{identity.namespace}/sa/{identity.name}"
 
 
-def pod_selectors(tt: TrafficTarget, em: Emitter) -> list[dict[str, str]]:
+@dataclass(frozen=True, slots=True)
+class PodSet:
+    """Pods of a destination ServiceAccount that one label selector picks, and their workloads."""
+
+    selector: dict[str, str]
+    workloads: tuple[Workload, ...]
+
+
+def destination_pods(tt: TrafficTarget, em: Emitter, mesh_default: str) -> list[PodSet]:
     """Label selectors that pick exactly the pods running as the destination ServiceAccount.
 
     Meshes that select workloads by pod labels (Istio, Linkerd) need them. A
     selector that would also pick pods of another ServiceAccount is never
-    used: the workload is left out and reported (fail closed).
+    used: the workload is left out and reported. Pods nothing selects get no
+    policy, so *mesh_default* (what the mesh then does, e.g. "Istio's default
+    applies to them: allow ...") ends those findings.
     """
     dest = tt.destination
     workloads = em.inputs.workloads_of(dest.namespace, dest.name)
     field = tt.path("destination")
     if not workloads:
         em.finding(tt, field, FindingReason.UNRESOLVED_REFERENCE,
-                   f"no workload in the input runs as ServiceAccount {dest.namespace}/{dest.name}; "
-                   "cannot select its pods, no policy emitted")
+                   f"no workload in the input runs as ServiceAccount {dest.namespace}/{dest.name}, "
+                   f"so its pods cannot be selected and no policy is emitted; {mesh_default}")
         return []
-    found: dict[tuple[tuple[str, str], ...], dict[str, str]] = {}
+    found: dict[tuple[tuple[str, str], ...], tuple[dict[str, str], list[Workload]]] = {}
     for w in workloads:
         chosen: dict[str, str] | None = None
         for candidate in (w.selector, w.pod_labels):
@@ -407,10 +482,55 @@ def pod_selectors(tt: TrafficTarget, em: Emitter) -> list[dict[str, str]]:
         if chosen is None:
             em.finding(tt, field, FindingReason.AMBIGUOUS_SELECTOR,
                        f"{w.kind} {w.meta.namespace}/{w.meta.name}: no label selector picks its pods "
-                       "without pods of another ServiceAccount; it gets no policy")
+                       f"without pods of another ServiceAccount, so they get no policy; {mesh_default}")
             continue
-        found[tuple(sorted(chosen.items()))] = chosen
-    return [found[k] for k in sorted(found)]
+        found.setdefault(tuple(sorted(chosen.items())), (chosen, []))[1].append(w)
+    return [PodSet(found[k][0], tuple(found[k][1])) for k in sorted(found)]
+
+
+def pod_selectors(tt: TrafficTarget, em: Emitter, mesh_default: str) -> list[dict[str, str]]:
+    """The selectors of :func:`destination_pods`."""
+    return [p.selector for p in destination_pods(tt, em, mesh_default)]
+
+
+@dataclass(frozen=True, slots=True)
+class PodPorts:
+    """TCP ports a set of pods is known to serve, from the input's context.
+
+    *tcp* holds the workloads' TCP ``containerPorts`` and the target ports of
+    the Services selecting their pods (a named targetPort resolved through
+    the container port names). *unresolved* describes the Service ports whose
+    named targetPort no container port of those pods carries.
+    """
+
+    tcp: tuple[int, ...]
+    unresolved: tuple[str, ...]
+
+
+def pod_ports(em: Emitter, namespace: str, workloads: Iterable[Workload]) -> PodPorts:
+    """The TCP ports the pods of *workloads* declare, directly or through Services."""
+    ports: set[int] = set()
+    unresolved: list[str] = []
+    services = [s for s in em.inputs.services if s.meta.namespace == namespace and s.selector]
+    for w in workloads:
+        ports.update(p.port for p in w.container_ports if p.protocol.upper() == "TCP")
+        named = {p.name: p.port for p in w.container_ports if p.name and p.protocol.upper() == "TCP"}
+        for svc in services:
+            if not svc.selector.items() <= w.pod_labels.items():
+                continue
+            for sp in svc.ports:
+                if sp.protocol.upper() != "TCP":
+                    continue
+                target = sp.port if sp.target_port is None else sp.target_port
+                if isinstance(target, int):
+                    ports.add(target)
+                elif target in named:
+                    ports.add(named[target])
+                else:
+                    unresolved.append(f"Service {namespace}/{svc.meta.name} port {sp.port} "
+                                      f"(targetPort {target!r}, which no container port of "
+                                      f"{w.kind} {namespace}/{w.meta.name} is named)")
+    return PodPorts(tuple(sorted(ports)), tuple(dict.fromkeys(unresolved)))
 
 
 def numbered(base: str, index: int, count: int) -> str:

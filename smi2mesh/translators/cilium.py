@@ -7,12 +7,17 @@ derives from every pod (``io.cilium.k8s.policy.serviceaccount`` and
 
 Access semantics kept exact (or fail closed):
 
-* A policy that selects an endpoint and has an ``ingress`` section puts the
-  endpoint into ingress default-deny (Cilium docs, "Policy Enforcement
-  Modes"; ``Rule.Sanitize`` sets ``EnableDefaultDeny.Ingress`` from
-  ``len(Ingress) > 0``). A TrafficTarget with nothing expressible therefore
-  still emits a policy whose only ingress rule is ``{}``: it selects no peer
-  and allows nothing, but keeps SMI's deny-by-default for the destination.
+* Every destination gets a policy with ``enableDefaultDeny: {ingress: true}``,
+  even when nothing of its TrafficTarget is expressible, and the policy
+  always holds at least one ingress rule. Cilium 1.19 needs both: it turns
+  each ingress rule into one policy entry that carries the default-deny flag
+  (``pkg/policy/utils/parserules.go``, ``RulesToPolicyEntries``), so a policy
+  without ingress rules denies nothing; and ``Rule.Sanitize``
+  (``pkg/policy/api/rule_validation.go``) refuses a rule with no ingress,
+  egress or deny section at all. With nothing to allow, the only rule is
+  ``{}``: its peer list is empty and it has no ports, so it allows nothing
+  (``mergeL4Filter`` in ``pkg/policy/rule.go`` adds no filter for it) while
+  the endpoint is put into ingress default-deny. Egress is left alone.
 * An omitted ``toPorts`` allows every protocol, so all-port grants name their
   protocol with port ``"0"`` (every port of that protocol). L7 rules cannot
   use port 0, but since Cilium 1.17 they accept port ranges: an all-port HTTP
@@ -32,7 +37,15 @@ from typing import ClassVar
 from smi2mesh.findings import FindingReason
 from smi2mesh.model import HTTPMatch, Identity, TrafficSplit, TrafficTarget
 from smi2mesh.regex import MatchType, classify_path, classify_value, escape
-from smi2mesh.translators.base import GATEWAY_ROUTES, Emitter, Grant, Obj, OutputKind, Translator, grants
+from smi2mesh.translators.base import (
+    GATEWAY_HTTP_ROUTES,
+    Emitter,
+    Grant,
+    Obj,
+    OutputKind,
+    Translator,
+    grants,
+)
 from smi2mesh.translators.gateway_api import split_routes
 
 CILIUM_V2 = "cilium.io/v2"
@@ -106,7 +119,8 @@ class CiliumTranslator(Translator):
     description: ClassVar[str] = ("CiliumNetworkPolicy (L3/L4/L7 by ServiceAccount) and "
                                   "Gateway API (GAMMA) routes for splits")
     emits: ClassVar[tuple[OutputKind, ...]] = (
-        *GATEWAY_ROUTES,
+        # Cilium's GAMMA routes HTTPRoutes only: a TCP split is a finding.
+        *GATEWAY_HTTP_ROUTES,
         OutputKind("cilium.io/v2", "CiliumNetworkPolicy", "ciliumnetworkpolicies"),
     )
 
@@ -119,8 +133,9 @@ class CiliumTranslator(Translator):
         if not _label_value_ok(dest.name):
             em.finding(tt, tt.path("destination.name"), FindingReason.NOT_EXPRESSIBLE,
                        f"ServiceAccount name {dest.name!r} is not a valid label value (max 63 "
-                       "characters), so no endpoint selector can pick its pods; no policy emitted "
-                       "and its pods are not put into default-deny")
+                       "characters), so no endpoint selector can pick its pods and no policy is "
+                       "emitted; Cilium's default applies to them: allow, unless another policy "
+                       "selects them")
             return
         selectors = self._sources(tt, em)
         rules: list[Obj] = []
@@ -133,8 +148,8 @@ class CiliumTranslator(Translator):
             "endpointSelector": {"matchLabels": {SA_LABEL: dest.name}},
             # Explicit, although the default: SMI access is deny-by-default.
             "enableDefaultDeny": {"ingress": True},
-            # An empty rule selects no peer: the destination is selected
-            # (default-deny) while nothing is allowed.
+            # An empty rule selects no peer and no port: the destination is
+            # put into default-deny while nothing is allowed (see the docstring).
             "ingress": rules or [{}],
         }
         em.emit(CILIUM_V2, "CiliumNetworkPolicy", dest.namespace, tt.meta.name, spec, [tt])
@@ -154,7 +169,8 @@ class CiliumTranslator(Translator):
             out.append(identity_selector(src))
         if tt.sources and not out:
             em.finding(tt, tt.path("sources"), FindingReason.ACCESS_FAIL_CLOSED,
-                       "no source can be selected; nothing is allowed")
+                       "no source can be selected; the TrafficTarget grants nothing and its "
+                       "destination stays in default-deny")
         return out
 
     def _ingress_rule(self, tt: TrafficTarget, g: Grant, selectors: list[Obj],

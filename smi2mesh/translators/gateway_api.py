@@ -4,6 +4,9 @@ A TrafficSplit becomes one HTTPRoute (or TCPRoute) per port of the root
 Service, with the Service as parent: matched requests are split by weight,
 and a final rule sends everything else to the root Service, because a
 GAMMA route that matches nothing answers 404 instead of falling through.
+
+Route API versions and the fields used follow the run's Gateway API release
+(``em.profile.gateway``, see :mod:`smi2mesh.translators.profiles`).
 """
 
 from __future__ import annotations
@@ -16,8 +19,8 @@ from smi2mesh.findings import FindingReason
 from smi2mesh.model import HTTPMatch, ServicePort, SmiObject, TrafficSplit
 from smi2mesh.regex import MatchType, classify_path, classify_value
 from smi2mesh.translators.base import Emitter, Obj, expand_methods, numbered, split_matches
+from smi2mesh.translators.profiles import GATEWAY_GROUP, Channel, Feature, render
 
-GATEWAY_V1 = "gateway.networking.k8s.io/v1"
 MAX_RULES = 16
 MAX_MATCHES_PER_RULE = 64
 MAX_MATCHES = 127
@@ -118,9 +121,11 @@ def is_tcp_only(port: ServicePort) -> bool:
     return port.name.split("-", 1)[0] in ("tcp", "tls", "mongo", "mysql", "redis")
 
 
-def split_routes(ts: TrafficSplit, em: Emitter, *, api_version: str = GATEWAY_V1,
-                 tcp_api_version: str = GATEWAY_V1, target: str = "GAMMA") -> None:
-    """Emit the GAMMA HTTPRoutes/TCPRoutes of one TrafficSplit."""
+def split_routes(ts: TrafficSplit, em: Emitter, *, target: str = "GAMMA") -> None:
+    """Emit the GAMMA HTTPRoutes/TCPRoutes of one TrafficSplit, for the run's Gateway API release."""
+    gateway = em.profile.gateway
+    if gateway is None:
+        raise ValueError(f"{em.profile.describe()} writes no Gateway API routes")
     if not em.claim(("gamma-parent", ts.meta.namespace, ts.service), ts, ts.path("service"),
                     f"Service {ts.meta.namespace}/{ts.service}"):
         return
@@ -141,21 +146,51 @@ def split_routes(ts: TrafficSplit, em: Emitter, *, api_version: str = GATEWAY_V1
             em.finding(ts, ts.path("service"), FindingReason.NOT_EXPRESSIBLE,
                        f"port {p.port}/{p.protocol} of Service {ts.service}: only TCP ports can be "
                        "split with Gateway API routes; not emitted")
+    if len(usable) > 1 and not gateway.parent_port:
+        # Without parentRefs[].port every route would attach to every port of
+        # the Service, and the per-port routes would overlap.
+        em.finding(ts, ts.path("service"), FindingReason.NOT_EXPRESSIBLE,
+                   f"Service {ts.service} has {len(usable)} ports, and Gateway API {gateway} has no "
+                   "parentRefs[].port outside the experimental channel, so a route cannot select "
+                   "one port; split not emitted")
+        return
     for p in usable:
         name = numbered(ts.meta.name, p.port, len(usable))
-        parent = {"group": "", "kind": "Service", "name": ts.service, "port": p.port}
+        parent: Obj = {"group": "", "kind": "Service", "name": ts.service}
+        if gateway.parent_port:
+            parent["port"] = p.port
         if is_tcp_only(p):
             if matched:
                 em.finding(ts, ts.path("matches"), FindingReason.NOT_EXPRESSIBLE,
                            f"port {p.port} of Service {ts.service} is not HTTP, so HTTP matches "
                            "cannot apply; no route emitted for it")
                 continue
-            em.emit(tcp_api_version, "TCPRoute", ts.meta.namespace, name,
-                    {"parentRefs": [parent], "rules": [{"backendRefs": backend_refs(ts, p.port)}]}, [ts])
+            _tcp_route(ts, em, name, parent, p.port, target)
             continue
         spec = _http_spec(ts, em, matched, parent, p.port)
         if spec is not None:
-            em.emit(api_version, "HTTPRoute", ts.meta.namespace, name, spec, [ts])
+            em.emit(em.profile.api(GATEWAY_GROUP, "HTTPRoute"), "HTTPRoute", ts.meta.namespace, name,
+                    spec, [ts])
+
+
+def _tcp_route(ts: TrafficSplit, em: Emitter, name: str, parent: Obj, port: int, target: str) -> None:
+    """A TCPRoute for one port, where the mesh routes them; a finding where it does not."""
+    gateway = em.profile.gateway
+    assert gateway is not None
+    if not em.profile.has(Feature.GAMMA_TCP_ROUTE):
+        em.finding(ts, ts.path("service"), FindingReason.NOT_EXPRESSIBLE,
+                   f"port {port} of Service {ts.service} is not HTTP, and {em.profile.describe()} "
+                   f"routes no GAMMA TCPRoute ({target} implements HTTPRoute only); "
+                   "no route emitted for it")
+        return
+    api_version = em.profile.api(GATEWAY_GROUP, "TCPRoute")
+    if gateway.experimental_only("TCPRoute") and gateway.channel is not Channel.EXPERIMENTAL:
+        em.finding(ts, ts.path("service"), FindingReason.PREREQUISITE,
+                   f"TCPRoute {api_version} for port {port} exists only in the experimental-channel "
+                   f"CRDs of Gateway API {render(gateway.version)}; install those "
+                   "(the standard channel has no TCPRoute before 1.6)")
+    em.emit(api_version, "TCPRoute", ts.meta.namespace, name,
+            {"parentRefs": [parent], "rules": [{"backendRefs": backend_refs(ts, port)}]}, [ts])
 
 
 def _http_spec(ts: TrafficSplit, em: Emitter, matched: list[tuple[int, HTTPMatch]],

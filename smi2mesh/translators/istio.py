@@ -6,7 +6,10 @@ else falls through to a last route that keeps it on the root Service. A
 TrafficTarget becomes one ``security.istio.io/v1`` ALLOW AuthorizationPolicy
 per label selector of the destination ServiceAccount's pods. Istio denies
 every request to a workload that has an ALLOW policy unless one of them
-matches, so an emitted policy with no rules is SMI's deny-by-default.
+matches, so an emitted policy with no rules is SMI's deny-by-default: every
+destination whose pods can be selected gets its policy, even when no rule of
+the TrafficTarget is expressible. Pods that cannot be selected get nothing,
+and Istio's default (allow) applies to them; the finding says so.
 
 AuthorizationPolicy matches paths and header values only exactly, by a
 ``*`` prefix/suffix wildcard, or by presence; there is no regex. Whatever
@@ -36,8 +39,8 @@ from smi2mesh.translators.base import (
 )
 from smi2mesh.translators.gateway_api import is_tcp_only
 
-NETWORKING_V1 = "networking.istio.io/v1"
-SECURITY_V1 = "security.istio.io/v1"
+NETWORKING = "networking.istio.io"
+SECURITY = "security.istio.io"
 # Written by Flagger and smi-adapter-istio on TrafficSplits meant for Istio gateways.
 GATEWAYS_ANNOTATION = "VirtualService.v1alpha3.networking.istio.io/spec.gateways"
 MESH_GATEWAY = "mesh"
@@ -48,6 +51,9 @@ MAX_RULES = 512
 # Characters AuthorizationPolicy reads as wildcards (and, in paths, templates), never literally.
 _PATH_SPECIAL = frozenset("*{}")
 _VALUE_SPECIAL = frozenset("*")
+# What applies to pods no AuthorizationPolicy of ours selects.
+ISTIO_DEFAULT = ("Istio's default applies to them: allow, unless another AuthorizationPolicy "
+                 "selects them")
 
 
 class IstioTranslator(Translator):
@@ -56,8 +62,11 @@ class IstioTranslator(Translator):
     name: ClassVar[str] = "istio"
     description: ClassVar[str] = "Istio VirtualService and AuthorizationPolicy (ALLOW, by pod labels)"
     emits: ClassVar[tuple[OutputKind, ...]] = (
+        # v1 from Istio 1.22, v1beta1 before (profiles.RELEASES["istio"]).
         OutputKind("networking.istio.io/v1", "VirtualService", "virtualservices"),
+        OutputKind("networking.istio.io/v1beta1", "VirtualService", "virtualservices"),
         OutputKind("security.istio.io/v1", "AuthorizationPolicy", "authorizationpolicies"),
+        OutputKind("security.istio.io/v1beta1", "AuthorizationPolicy", "authorizationpolicies"),
     )
 
     def split(self, ts: TrafficSplit, em: Emitter) -> None:
@@ -80,12 +89,15 @@ class IstioTranslator(Translator):
             spec["http"] = http
         if tcp:
             spec["tcp"] = tcp
-        em.emit(NETWORKING_V1, "VirtualService", ns, ts.meta.name, spec, [ts])
+        em.emit(em.profile.api(NETWORKING, "VirtualService"), "VirtualService", ns, ts.meta.name,
+                spec, [ts])
 
     def target(self, tt: TrafficTarget, em: Emitter) -> None:
-        selectors = pod_selectors(tt, em)
+        selectors = pod_selectors(tt, em, ISTIO_DEFAULT)
         if not selectors:
             return
+        # Emitted even when no rule survives: an ALLOW policy without rules
+        # is how Istio denies by default.
         rules = _authz_rules(tt, em)
         if len(rules) > MAX_RULES:
             em.finding(tt, tt.path(tt.rules_field), FindingReason.ACCESS_FAIL_CLOSED,
@@ -99,8 +111,8 @@ class IstioTranslator(Translator):
             # is what SMI means for a destination nothing is granted to.
             if rules:
                 spec["rules"] = rules
-            em.emit(SECURITY_V1, "AuthorizationPolicy", ns, numbered(tt.meta.name, i, len(selectors)),
-                    spec, [tt])
+            em.emit(em.profile.api(SECURITY, "AuthorizationPolicy"), "AuthorizationPolicy", ns,
+                    numbered(tt.meta.name, i, len(selectors)), spec, [tt])
 
 
 # ---- TrafficSplit -> VirtualService ------------------------------------------

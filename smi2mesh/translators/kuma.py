@@ -10,7 +10,12 @@
 * TrafficTarget -> MeshTrafficPermission in the destination namespace,
   selecting the destination's Dataplanes by the ``k8s.kuma.io/service-account``
   label and allowing each source by its exact SPIFFE ID. It is L4/identity
-  only: HTTP rules, port-scoped rules and UDP rules fail closed.
+  only: HTTP rules and UDP rules fail closed (``--widen-l7-to-l4`` grants HTTP
+  rules at L4 instead, reported as ``Widened``). A port restriction is exact
+  when every inbound of the destination is inside it, or per inbound with
+  ``targetRef.sectionName`` (Kuma 2.14.3 accepts it on a Dataplane targetRef of
+  an inbound policy: ``ValidateTargetRef``, pkg/core/resources/apis/mesh/validators.go:386-395).
+* Every destination gets a deny-by-default policy (see :meth:`KumaTranslator.finish`).
 
 Prerequisites Kuma needs and SMI does not carry are reported as findings:
 references to MeshService ports resolve only with ``meshServices.mode``
@@ -23,15 +28,23 @@ not the ``--trust-domain`` used here).
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from smi2mesh import weights
 from smi2mesh.findings import FindingReason
-from smi2mesh.model import HTTPMatch, Identity, Protocol, ServicePort, TrafficSplit, TrafficTarget
+from smi2mesh.model import (
+    HTTPMatch,
+    Identity,
+    Protocol,
+    Service,
+    ServicePort,
+    TrafficSplit,
+    TrafficTarget,
+)
 from smi2mesh.regex import MatchType, classify_value
 from smi2mesh.translators.base import (
     Emitter,
-    Grant,
     Obj,
     OutputKind,
     Translator,
@@ -205,48 +218,208 @@ class KumaTranslator(Translator):
     # ---- TrafficTarget -----------------------------------------------------
 
     def target(self, tt: TrafficTarget, em: Emitter) -> None:
-        allowed = [g for g in grants(tt, em) if self._expressible(tt, g, em)]
-        if not allowed:
+        run = em.state(_KumaRun)
+        dest = tt.destination
+        run.destinations.setdefault((dest.namespace, dest.name), []).append(tt)
+        everywhere, sections = self._scopes(tt, em)
+        if not everywhere and not sections:
             return
         td = em.options.trust_domain
         if not _TRUST_DOMAIN.match(td):
             em.finding(tt, tt.path("sources"), FindingReason.ACCESS_FAIL_CLOSED,
-                       f"trust domain {td!r} is not a valid SPIFFE trust domain; nothing is allowed")
+                       f"trust domain {td!r} is not a valid SPIFFE trust domain; the TrafficTarget "
+                       "grants nothing")
             return
-        dest = tt.destination
+        if run.anchor is None:
+            run.anchor = tt
         sources = sorted(set(tt.sources), key=lambda s: (s.namespace, s.name))
-        spec: Obj = {
-            "targetRef": {"kind": "Dataplane", "labels": {SA_LABEL: dest.name}},
-            "rules": [{"default": {"allow": [
-                {"spiffeID": {"type": "Exact", "value": spiffe_id(s, td)}} for s in sources
-            ]}}],
-        }
-        em.finding(tt, tt.path("sources"), FindingReason.PREREQUISITE,
-                   f"Kuma enforces MeshTrafficPermission only with mTLS, and issues SPIFFE IDs "
-                   f"spiffe://{td}/ns/<namespace>/sa/<serviceaccount> only from a MeshIdentity with "
-                   f"trust domain {td} (Kuma's default is <mesh>.<zone>.mesh.local); otherwise "
-                   "these sources are not recognised and are denied")
-        em.emit(KUMA_V1ALPHA1, "MeshTrafficPermission", dest.namespace, tt.meta.name, spec, [tt],
-                extra_labels=kuma_labels())
+        rules = [{"default": {"allow": [
+            {"spiffeID": {"type": "Exact", "value": spiffe_id(s, td)}} for s in sources]}}]
+        selector = {"kind": "Dataplane", "labels": {SA_LABEL: dest.name}}
+        if everywhere:
+            em.emit(KUMA_V1ALPHA1, "MeshTrafficPermission", dest.namespace, tt.meta.name,
+                    {"targetRef": selector, "rules": rules}, [tt], extra_labels=kuma_labels())
+            return
+        for port, section in sorted(sections.items()):
+            em.emit(KUMA_V1ALPHA1, "MeshTrafficPermission", dest.namespace, f"{tt.meta.name}-{port}",
+                    {"targetRef": {**selector, "sectionName": section}, "rules": rules}, [tt],
+                    extra_labels=kuma_labels())
 
-    def _expressible(self, tt: TrafficTarget, g: Grant, em: Emitter) -> bool:
-        """Whether a grant is an all-port TCP allow; anything narrower is reported, not widened."""
-        if g.protocol is Protocol.UDP:
-            em.finding(tt, g.field, FindingReason.ACCESS_FAIL_CLOSED,
-                       "Kuma's data plane proxies only TCP, MeshTrafficPermission cannot allow UDP; "
-                       "not allowed")
-            return False
-        if g.http is not None:
-            for field in sorted(set(g.http_fields)):
-                em.finding(tt, field, FindingReason.ACCESS_FAIL_CLOSED,
-                           "MeshTrafficPermission allows whole connections by identity only; it cannot "
-                           "restrict HTTP methods, paths or headers, so this HTTP rule is not allowed")
-            return False
-        if g.ports:
+    def _scopes(self, tt: TrafficTarget, em: Emitter) -> tuple[bool, dict[int, str]]:
+        """Where the TrafficTarget's grants apply: every inbound, and/or inbounds by port.
+
+        Anything narrower than an inbound (HTTP rules, a port that is not an
+        inbound or cannot be named) is reported, not widened, unless
+        ``--widen-l7-to-l4`` asks for HTTP rules at L4.
+        """
+        everywhere = False
+        sections: dict[int, str] = {}
+        for g in grants(tt, em):
+            if g.protocol is Protocol.UDP:
+                em.finding(tt, g.field, FindingReason.ACCESS_FAIL_CLOSED,
+                           "Kuma's data plane proxies only TCP, MeshTrafficPermission cannot allow UDP; "
+                           "the UDP grant is not emitted")
+                continue
+            if g.http is not None:
+                widen = em.options.widen_l7_to_l4
+                for path in sorted(set(g.http_fields)):
+                    if widen:
+                        em.finding(tt, path, FindingReason.WIDENED,
+                                   "MeshTrafficPermission allows whole connections by identity only; "
+                                   "granted at L4 instead (--widen-l7-to-l4): every request of these "
+                                   "sources is allowed, whatever its method, path or headers")
+                    else:
+                        em.finding(tt, path, FindingReason.ACCESS_FAIL_CLOSED,
+                                   "MeshTrafficPermission allows whole connections by identity only; "
+                                   "it cannot restrict HTTP methods, paths or headers, so this HTTP "
+                                   "rule grants nothing (--widen-l7-to-l4 would grant it at L4)")
+                if not widen:
+                    continue
+            if not g.ports:
+                everywhere = True
+                continue
             field = tt.port_path() if tt.port is not None else g.field
-            em.finding(tt, field, FindingReason.ACCESS_FAIL_CLOSED,
-                       f"MeshTrafficPermission cannot restrict ports {list(g.ports)} exactly (a Dataplane "
-                       "targetRef.sectionName names an inbound by its container port name when it has "
-                       "one); not allowed")
-            return False
-        return True
+            found = inbounds(tt.destination, em)
+            if isinstance(found, str):
+                em.finding(tt, field, FindingReason.ACCESS_FAIL_CLOSED,
+                           f"MeshTrafficPermission cannot limit a grant to port(s) "
+                           f"{', '.join(map(str, g.ports))} without knowing the destination's "
+                           f"inbounds ({found}); not emitted")
+                continue
+            if {i.port for i in found} <= set(g.ports):
+                # Every inbound is inside the grant: a Dataplane-wide policy is exact.
+                everywhere = True
+                continue
+            for port in g.ports:
+                section = _section(found, port)
+                if section is None:
+                    em.finding(tt, field, FindingReason.ACCESS_FAIL_CLOSED,
+                               f"port {port} is no inbound of the destination's Dataplanes (the "
+                               "ports of the Services selecting its pods), so Kuma's mesh cannot "
+                               "reach it; the grant for it allows nothing")
+                elif not section:
+                    em.finding(tt, field, FindingReason.ACCESS_FAIL_CLOSED,
+                               f"the inbounds on port {port} are named differently on the "
+                               "destination's Dataplanes, or their name names another port too, so "
+                               "no targetRef.sectionName selects exactly them; not emitted")
+                else:
+                    sections[port] = section
+        return everywhere, sections
+
+    def finish(self, em: Emitter) -> None:
+        """A deny-by-default per destination, and the prerequisites once per run."""
+        run = em.state(_KumaRun)
+        td = em.options.trust_domain
+        for (ns, name), tts in sorted(run.destinations.items()):
+            policy = f"{name}-smi-default-deny"
+            if not _TRUST_DOMAIN.match(td) or len(policy) > _MAX_NAME:
+                why = ("the trust domain is not a valid SPIFFE trust domain"
+                       if not _TRUST_DOMAIN.match(td) else f"{policy!r} is too long a name")
+                for tt in tts:
+                    em.finding(tt, tt.path("destination"), FindingReason.ACCESS_FAIL_CLOSED,
+                               f"no deny-by-default is emitted for {ns}/{name} ({why}); {KUMA_DEFAULT}")
+                continue
+            # Once a `rules` policy selects an inbound, Kuma's RBAC denies whatever
+            # no allow matches (on_no_match deny, rbac_configurer.go createMatcher),
+            # and legacy `from` policies and TrafficPermissions no longer apply to it
+            # (plugin.go Apply). The deny names the bare trust-domain SPIFFE ID, which
+            # no workload carries, so it denies nothing itself and never outweighs
+            # an allow (every deny wins over every allow).
+            spec = {"targetRef": {"kind": "Dataplane", "labels": {SA_LABEL: name}},
+                    "rules": [{"default": {"deny": [
+                        {"spiffeID": {"type": "Exact", "value": f"spiffe://{td}"}}]}}]}
+            em.emit(KUMA_V1ALPHA1, "MeshTrafficPermission", ns, policy, spec, tts,
+                    extra_labels=kuma_labels())
+            if run.anchor is None:
+                run.anchor = tts[0]
+        if run.anchor is not None:
+            em.finding(run.anchor, run.anchor.path("sources"), FindingReason.PREREQUISITE,
+                       f"Kuma enforces MeshTrafficPermission only with mTLS, and issues SPIFFE IDs "
+                       f"spiffe://{td}/ns/<namespace>/sa/<serviceaccount> only from a MeshIdentity with "
+                       f"trust domain {td} (Kuma's default is <mesh>.<zone>.mesh.local); otherwise "
+                       "the sources are not recognised and are denied")
+
+
+# Kubernetes object names (DNS-1123 subdomains) are at most this long.
+_MAX_NAME = 253
+KUMA_DEFAULT = ("Kuma's default applies to it: with mTLS, an inbound no MeshTrafficPermission "
+                "`rules` select is denied, unless a TrafficPermission exists (such as "
+                "allow-all-<mesh>, created when kuma-cp's createMeshRoutingResources is on), "
+                "which then allows; without mTLS everything is allowed")
+
+
+@dataclass
+class _KumaRun:
+    """What the access part of one run gathers for :meth:`KumaTranslator.finish`."""
+
+    destinations: dict[tuple[str, str], list[TrafficTarget]] = field(default_factory=dict)
+    anchor: TrafficTarget | None = None
+    services: dict[str, list[Service]] | None = None
+
+    def services_in(self, em: Emitter, namespace: str) -> list[Service]:
+        if self.services is None:
+            self.services = {}
+            for svc in em.inputs.services:
+                if svc.selector:
+                    self.services.setdefault(svc.meta.namespace, []).append(svc)
+        return self.services.get(namespace, [])
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """One inbound of a Dataplane: the container port and the name Kuma gives it."""
+
+    port: int
+    section: str
+
+
+def inbounds(dest: Identity, em: Emitter) -> list[Inbound] | str:
+    """The inbounds Kuma gives the Dataplanes of ServiceAccount *dest*, or why they are unknown.
+
+    Re-expressed from Kuma v2.14.3: one inbound per TCP port of every Service
+    selecting the pod (``inboundForService``,
+    pkg/plugins/runtime/k8s/controllers/inbound_converter.go:59-104), on the
+    container port the Service's targetPort resolves to: a name looks up a
+    container port of that name and protocol (none: no inbound), a number is
+    itself, named after a container port with that number if there is one
+    (``FindPort``, pkg/plugins/runtime/k8s/util/util.go:73-107). The inbound's
+    ``sectionName`` is that name, else the port number
+    (``Dataplane_Networking_Inbound.GetSectionName``, api/mesh/v1alpha1/dataplane_helpers.go:434).
+    """
+    workloads = em.inputs.workloads_of(dest.namespace, dest.name)
+    if not workloads:
+        return f"no workload in the input runs as ServiceAccount {dest.namespace}/{dest.name}"
+    run = em.state(_KumaRun)
+    out: list[Inbound] = []
+    for w in workloads:
+        tcp = [p for p in w.container_ports if p.protocol.upper() == "TCP"]
+        selecting = [s for s in run.services_in(em, dest.namespace)
+                     if s.selector.items() <= w.pod_labels.items()]
+        if not selecting:
+            return f"no Service in the input selects the pods of {w.kind} {w.meta.namespace}/{w.meta.name}"
+        for svc in selecting:
+            for sp in svc.ports:
+                if sp.protocol.upper() != "TCP":
+                    continue
+                target = sp.port if sp.target_port is None else sp.target_port
+                if isinstance(target, str):
+                    named = [p for p in tcp if p.name == target]
+                    if named:
+                        out.append(Inbound(named[0].port, named[0].name))
+                    continue
+                numbered = [p for p in tcp if p.port == target]
+                name = numbered[0].name if numbered else ""
+                out.append(Inbound(target, name or str(target)))
+    return out
+
+
+def _section(found: list[Inbound], port: int) -> str | None:
+    """The sectionName selecting exactly the inbounds on *port*: None if there is none,
+    "" if no name does (named differently on different Dataplanes, or shared with another port)."""
+    names = {i.section for i in found if i.port == port}
+    if not names:
+        return None
+    if len(names) > 1:
+        return ""
+    (name,) = names
+    return name if all(i.port == port for i in found if i.section == name) else ""

@@ -6,7 +6,17 @@ policy:
 
 * one ``Server`` per (namespace, pod selector, port), shared by every
   TrafficTarget with that destination and port, because Linkerd refuses two
-  Servers that select the same pod port;
+  Servers that select the same pod port. Every Server has ``accessPolicy:
+  deny``: it is the destination's deny-by-default on that port. A destination
+  gets one on every port known for its pods (TCP ``containerPorts``, target
+  ports of the Services selecting them, ports any rule names for them), even when no
+  grant is expressible; ports without a Server keep Linkerd's default inbound
+  policy (all-unauthenticated unless the cluster or an annotation sets
+  another), and the findings say so where it matters;
+* a grant without ports (an HTTPRouteGroup rule, a TCPRoute without ports)
+  is attached to the Server of every known port: exact for those ports, and
+  reported for the ports nobody declared (HTTP rules skip Linkerd's default
+  opaque ports, whose Servers stay opaque and deny);
 * one ``MeshTLSAuthentication`` per TrafficTarget listing its sources;
 * an L4 grant is an ``AuthorizationPolicy`` on the Server;
 * an HTTP grant is an inbound ``HTTPRoute`` (``policy.linkerd.io``) on the
@@ -26,15 +36,14 @@ from __future__ import annotations
 
 import hashlib
 import re
-import weakref
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 import re2
 
 from smi2mesh.findings import FindingReason
-from smi2mesh.model import HTTPMatch, Protocol, TrafficSplit, TrafficTarget
+from smi2mesh.model import HTTPMatch, Protocol, TrafficSplit, TrafficTarget, Workload
 from smi2mesh.regex import re2_error
 from smi2mesh.translators.base import (
     GATEWAY_ROUTES,
@@ -42,9 +51,11 @@ from smi2mesh.translators.base import (
     Grant,
     Obj,
     OutputKind,
+    PodSet,
     Translator,
+    destination_pods,
     grants,
-    pod_selectors,
+    pod_ports,
 )
 from smi2mesh.translators.gateway_api import route_matches, split_routes
 
@@ -66,6 +77,11 @@ MAX_HEADER_VALUE_LEN = 4096
 DEFAULT_OPAQUE_PORTS = frozenset({25, 587, 3306, 4444, 5432, 6379, 9300, 11211})
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+\-.^_`|~]+$")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+# Container ports of the injected proxy itself (inbound and admin): they show
+# in dumps of injected pods, and a deny Server there would cut metrics and
+# the proxy's own traffic.
+PROXY_PORT_NAMES = frozenset({"linkerd-proxy", "linkerd-admin"})
+DEFAULT_POLICY_ANNOTATION = "config.linkerd.io/default-inbound-policy"
 
 SelectorKey = tuple[tuple[str, str], ...]
 ServerKey = tuple[str, SelectorKey, int]
@@ -83,28 +99,61 @@ class _Server:
     selector_count: int
     l4: list[TrafficTarget] = field(default_factory=list)
     http: list[tuple[TrafficTarget, list[Obj]]] = field(default_factory=list)
+    # Every TrafficTarget whose destination this Server puts under deny-by-default.
+    denies: list[TrafficTarget] = field(default_factory=list)
 
     def targets(self) -> list[TrafficTarget]:
+        """The TrafficTargets that grant something on this Server."""
         return [*self.l4, *(tt for tt, _ in self.http)]
 
 
 @dataclass
+@dataclass
+class _Destination:
+    """One TrafficTarget's pods under one selector, completed in finish().
+
+    Grants without ports and the deny-by-default need every port known for
+    the pods, which other TrafficTargets' route ports add to.
+    """
+
+    tt: TrafficTarget
+    pods: PodSet
+    index: int
+    count: int
+    declared: list[int]
+    every_port: list[tuple[Grant, list[Obj] | None]]
+
+
+@dataclass
 class _Run:
-    """What target() collects for finish() during one translation run."""
+    """What target() collects for finish() during one translation run (``Emitter.state``)."""
 
     servers: dict[ServerKey, _Server] = field(default_factory=dict)
+    destinations: list[_Destination] = field(default_factory=list)
+
+    def server(self, d: _Destination, port: int) -> _Server:
+        """The Server of *d*'s pods on *port*, shared with every other TrafficTarget there."""
+        ns = d.tt.destination.namespace
+        key: ServerKey = (ns, tuple(sorted(d.pods.selector.items())), port)
+        return self.servers.setdefault(key, _Server(
+            ns, d.pods.selector, port, d.tt.destination.name, d.index, d.count))
 
 
-# The base class gives translators no per-run scratch space; keying by the
-# Emitter keeps the state tied to one run and gone with it.
-_RUNS: weakref.WeakKeyDictionary[Emitter, _Run] = weakref.WeakKeyDictionary()
+def linkerd_default(workloads: Iterable[Workload] = (), where: str = "to them") -> str:
+    """What Linkerd does on a pod port without a Server, for findings.
 
-
-def _run(em: Emitter) -> _Run:
-    run = _RUNS.get(em)
-    if run is None:
-        run = _RUNS[em] = _Run()
-    return run
+    The pods' own ``config.linkerd.io/default-inbound-policy`` annotation is
+    named when the input shows it; the namespace's and the cluster's are not
+    in the input.
+    """
+    values = sorted({w.pod_annotations[DEFAULT_POLICY_ANNOTATION] for w in workloads
+                     if DEFAULT_POLICY_ANNOTATION in w.pod_annotations})
+    if values:
+        return (f"Linkerd's default inbound policy applies {where}: {' / '.join(values)}, from the "
+                f"pods' {DEFAULT_POLICY_ANNOTATION} annotation")
+    return (f"Linkerd's default inbound policy applies {where}: all-unauthenticated (allow), unless "
+            f"the cluster (proxy.defaultInboundPolicy) or a {DEFAULT_POLICY_ANNOTATION} annotation "
+            "on the namespace or pods sets another")
 
 
 def dns_label(base: str) -> str:
@@ -221,6 +270,21 @@ def _protocol(server: _Server) -> str:
     return "unknown"
 
 
+def _attach(server: _Server, tt: TrafficTarget, matches: list[Obj] | None) -> None:
+    if matches is None:
+        server.l4.append(tt)
+    else:
+        server.http.append((tt, matches))
+
+
+def _pods_key(d: _Destination) -> tuple[str, SelectorKey]:
+    return (d.tt.destination.namespace, tuple(sorted(d.pods.selector.items())))
+
+
+def _selector_text(pods: PodSet) -> str:
+    return "{" + ", ".join(f"{k}: {v}" for k, v in sorted(pods.selector.items())) + "}"
+
+
 class LinkerdTranslator(Translator):
     """TrafficSplit -> GAMMA HTTPRoute/TCPRoute; TrafficTarget -> Server + policy.linkerd.io authorization."""
 
@@ -241,22 +305,14 @@ class LinkerdTranslator(Translator):
         split_routes(ts, em, target="Linkerd")
 
     def target(self, tt: TrafficTarget, em: Emitter) -> None:
-        gs = grants(tt, em)
-        if not gs:
+        pod_sets = destination_pods(tt, em, linkerd_default())
+        if not pod_sets:
             return
-        # Resolved even when no grant is expressible, so that selector problems
-        # are reported together with the port problems.
-        selectors = pod_selectors(tt, em)
         wanted: list[tuple[Grant, list[Obj] | None]] = []
-        for g in gs:
+        for g in grants(tt, em):
             if g.protocol is Protocol.UDP:
                 em.finding(tt, g.field, FindingReason.NOT_EXPRESSIBLE,
-                           "Linkerd does not proxy UDP; no access policy emitted for these ports")
-                continue
-            if not g.ports:
-                em.finding(tt, g.field, FindingReason.ACCESS_FAIL_CLOSED,
-                           "the rule allows every port, but a Linkerd Server needs one port; "
-                           "nothing is allowed (give the route ports)")
+                           "Linkerd does not proxy UDP, so no Server can allow or deny these ports")
                 continue
             if g.http is None:
                 wanted.append((g, None))
@@ -264,20 +320,65 @@ class LinkerdTranslator(Translator):
             http = self._http(tt, g, em)
             if http:
                 wanted.append((g, http))
-        if not wanted:
-            return
-        run = _run(em)
-        ns = tt.destination.namespace
-        for index, selector in enumerate(selectors):
-            sel_key: SelectorKey = tuple(sorted(selector.items()))
+        run = em.state(_Run)
+        for index, pods in enumerate(pod_sets):
+            d = _Destination(tt, pods, index, len(pod_sets), self._known_ports(tt, pods, em),
+                             [(g, m) for g, m in wanted if not g.ports])
+            run.destinations.append(d)
             for g, matches in wanted:
                 for port in g.ports:
-                    server = run.servers.setdefault((ns, sel_key, port), _Server(
-                        ns, selector, port, tt.destination.name, index, len(selectors)))
-                    if matches is None:
-                        server.l4.append(tt)
-                    else:
-                        server.http.append((tt, matches))
+                    _attach(run.server(d, port), tt, matches)
+
+    def _complete(self, run: _Run, em: Emitter) -> None:
+        """Deny-by-default on every known port, and the grants of every port there."""
+        known: dict[tuple[str, SelectorKey], set[int]] = {}
+        for (ns, sel_key, port) in run.servers:
+            known.setdefault((ns, sel_key), set()).add(port)
+        for d in run.destinations:
+            known.setdefault(_pods_key(d), set()).update(d.declared)
+        for d in run.destinations:
+            tt, pods = d.tt, d.pods
+            ports = sorted(known[_pods_key(d)])
+            if not ports:
+                em.finding(tt, tt.path("destination"), FindingReason.UNRESOLVED_REFERENCE,
+                           f"pods {_selector_text(pods)}: no TCP port is known (no containerPorts, "
+                           "no Service targetPort, no route port), so no Server can select them "
+                           f"and no policy is emitted; {linkerd_default(pods.workloads)}")
+                continue
+            for port in ports:
+                run.server(d, port).denies.append(tt)
+            for g, matches in d.every_port:
+                # A grant of every port is exact on each known port. HTTP
+                # rules leave out Linkerd's default opaque ports: no request
+                # is seen there, and a route would switch the port to
+                # protocol detection, which those protocols stall.
+                granted = [p for p in ports if matches is None or p not in DEFAULT_OPAQUE_PORTS]
+                opaque = [p for p in ports if p not in granted]
+                what = ("HTTP rules allow every port; on the pods {} they are" if matches is not None
+                        else "rule allows every port; on the pods {} it is")
+                message = f"the {what.format(_selector_text(pods))} granted on "
+                message += (f"the ports known for them ({', '.join(map(str, granted))}), each a "
+                            "Server with accessPolicy deny; " if granted else "no known port; ")
+                if opaque:
+                    message += (f"not on {', '.join(map(str, opaque))}, which Linkerd treats as "
+                                "opaque by default (no HTTP request is seen there), so its deny "
+                                "Server refuses them; ")
+                em.finding(tt, g.field, FindingReason.ACCESS_FAIL_CLOSED,
+                           f"{message}any other port has no Server and is not covered: "
+                           f"{linkerd_default(pods.workloads, 'there')}")
+                for port in granted:
+                    _attach(run.server(d, port), tt, matches)
+
+    def _known_ports(self, tt: TrafficTarget, pods: PodSet, em: Emitter) -> list[int]:
+        """TCP ports the pods declare, without the proxy's own; named targetPorts that miss are reported."""
+        found = pod_ports(em, tt.destination.namespace, pods.workloads)
+        proxy = {p.port for w in pods.workloads for p in w.container_ports
+                 if p.name in PROXY_PORT_NAMES}
+        for what in found.unresolved:
+            em.finding(tt, tt.path("destination"), FindingReason.UNRESOLVED_REFERENCE,
+                       f"{what}: its port on the pods {_selector_text(pods)} is unknown, so it gets "
+                       f"no Server; {linkerd_default(pods.workloads, 'there')}")
+        return [p for p in found.tcp if p not in proxy]
 
     def _http(self, tt: TrafficTarget, g: Grant, em: Emitter) -> list[Obj]:
         """Route matches of an HTTP grant; a match Linkerd cannot take is dropped (fail closed)."""
@@ -293,14 +394,13 @@ class LinkerdTranslator(Translator):
         if len(out) > MAX_MATCHES:
             em.finding(tt, g.field, FindingReason.ACCESS_FAIL_CLOSED,
                        f"{len(out)} route matches exceed the Linkerd HTTPRoute limit of {MAX_MATCHES}; "
-                       "nothing is allowed")
+                       "the HTTP rules grant nothing")
             return []
         return out
 
     def finish(self, em: Emitter) -> None:
-        run = _RUNS.pop(em, None)
-        if run is None:
-            return
+        run = em.state(_Run)
+        self._complete(run, em)
         names = _Names()
         targets = {(tt.meta.namespace, tt.meta.name): tt
                    for server in run.servers.values() for tt in server.targets()}
@@ -329,7 +429,7 @@ class LinkerdTranslator(Translator):
             "port": server.port,
             "proxyProtocol": _protocol(server),
             "accessPolicy": "deny",
-        }, server.targets())
+        }, [*server.targets(), *server.denies])
         server_ref = {"group": POLICY_GROUP, "kind": "Server", "name": name}
 
         def policy(tt: TrafficTarget, target: Obj) -> None:

@@ -9,12 +9,18 @@ object, through the internal model, into the requested versions:
   exact ratios in both directions (v1alpha1 Quantities as milli-values).
 * Where a version cannot hold the input, there is a finding, and the result
   is never broader: a v1alpha1/v1alpha2 ``destination.port`` becomes a
-  generated TCPRoute (specs v1alpha4) scoping the target; a split with
-  ``matches`` is not written as a version without them (that would split
-  every request); UDP rules a version cannot hold are left out.
-* Names, namespaces, labels and annotations are kept, and nothing else is
-  added, so the output stays diff-friendly for GitOps. Only objects this
-  target generates itself carry a source annotation.
+  generated TCPRoute (specs v1alpha4) scoping the target; route ports that
+  specs v1alpha1-v1alpha3 cannot hold become ``destination.port``, one
+  TrafficTarget per port; a split with ``matches`` is not written as a
+  version without them (that would split every request), nor when a group
+  it names is missing; UDP rules a version cannot hold are left out; a
+  TrafficTarget without rules or sources is not written at all (Traefik
+  Mesh reads ``rules: []`` as allow-all).
+* Names, namespaces, labels and annotations are kept (not kubectl's
+  last-applied-configuration, which describes the input), and nothing else
+  is added, so the output stays diff-friendly for GitOps. Only objects this
+  target generates itself carry a source annotation. Hostnames in splits
+  are written as the Service names they resolve to.
 
 The operator never reconciles this target: it would write SMI objects
 derived from SMI objects.
@@ -38,7 +44,15 @@ from smi2mesh.model import (
     TrafficSplit,
     TrafficTarget,
 )
-from smi2mesh.translators.base import SOURCE_ANNOTATION, Emitter, Obj, OutputKind, Translator, source_ref
+from smi2mesh.translators.base import (
+    SOURCE_ANNOTATION,
+    Emitter,
+    Obj,
+    OutputKind,
+    Translator,
+    source_ref,
+    split_matches,
+)
 
 SPLIT, ACCESS, SPECS, UDP = "split", "access", "specs", "udp"
 SERVED: Mapping[str, tuple[str, ...]] = {
@@ -96,9 +110,20 @@ class _Versions:
         return f"{SMI_GROUPS[kind]}/{version}"
 
 
-def _keep_meta(obj: TrafficSplit | TrafficTarget | HTTPRouteGroup | PortRoute) -> dict[str, Any]:
-    return {"extra_labels": dict(obj.meta.labels), "annotations": dict(obj.meta.annotations),
-            "provenance": False}
+# kubectl's copy of the last applied input: re-emitted, it would describe the
+# input object (another version, maybe another layout), not the output.
+_NOT_KEPT = frozenset(("kubectl.kubernetes.io/last-applied-configuration",))
+# The longest name the API server accepts (a DNS subdomain).
+_MAX_NAME = 253
+
+
+def _keep_meta(obj: TrafficSplit | TrafficTarget | HTTPRouteGroup | PortRoute,
+               source: bool = False) -> dict[str, Any]:
+    """Keep the object's own labels and annotations; *source* marks a generated object."""
+    notes = {k: v for k, v in obj.meta.annotations.items() if k not in _NOT_KEPT}
+    if source:
+        notes[SOURCE_ANNOTATION] = source_ref(obj)
+    return {"extra_labels": dict(obj.meta.labels), "annotations": notes, "provenance": False}
 
 
 class SmiTranslator(Translator):
@@ -121,6 +146,16 @@ class SmiTranslator(Translator):
                        f"split {v.split} has no matches; written without them it would split every "
                        "request, so it is not emitted")
             return
+        if ts.matches and split_matches(ts, em) is None:
+            # As on every target: a mesh would resolve a missing group its own
+            # way, possibly as "no matches", which moves every request.
+            return
+        for path, host in ts.hosts():
+            # Hosts are resolved already; consumers such as Traefik Mesh and
+            # linkerd-smi read a bare Service name, which every version allows.
+            em.finding(ts, path, FindingReason.REWRITTEN,
+                       f"host {host.text!r} is written as the Service name it names, "
+                       f"{host.service(em.options.cluster_domain)!r}")
         milli = [b.weight_milli for b in ts.backends]
         if v.split == "v1alpha1":
             values: list[object] = [weights.milli_to_quantity(w) for w in milli]
@@ -138,43 +173,57 @@ class SmiTranslator(Translator):
 
     def target(self, tt: TrafficTarget, em: Emitter) -> None:
         v = _Versions.of(em.options.smi_versions)
+        if not tt.sources or not tt.rules:
+            # It allows nothing, and so does its absence in an SMI mesh; written
+            # out, an empty list is worse: Traefik Mesh reads "rules: []" as
+            # every request allowed.
+            empty = "sources" if not tt.sources else tt.rules_field
+            why = ("; an empty list is not written, since Traefik Mesh reads it as allow-all"
+                   if tt.sources else "")
+            em.finding(tt, tt.path(empty), FindingReason.ACCESS_FAIL_CLOSED,
+                       f"no {empty}: it allows nothing, and so does its absence: not emitted{why}")
+            return
         rules = self._without_unservable_udp(tt, v, em)
         port = tt.port
         if rules is None:
             return
+        ports: list[int | None] = [port]
         if port is not None and not _older(v.access, "v1alpha3"):
             scoped = self._port_as_routes(tt, rules, port, v, em)
             if scoped is None:
                 return
-            rules, port = scoped, None
+            rules, ports = scoped, [None]
         elif _older(v.specs, "v1alpha4") and _older(v.access, "v1alpha3"):
-            kept, port = self._route_ports_as_destination_port(tt, rules, port, em)
-            if not kept:
+            ports = self._route_ports_as_destination_ports(tt, rules, port, em)
+            if not ports:
                 return
         elif _older(v.specs, "v1alpha4") and self._route_ports(tt, rules, em):
             em.finding(tt, tt.path(tt.rules_field), FindingReason.ACCESS_FAIL_CLOSED,
                        f"specs {v.specs} routes cannot hold ports and access {v.access} has no "
                        "destination.port; not emitted")
             return
-        if port is None and v.access == "v1alpha1":
+        if ports == [None] and v.access == "v1alpha1":
             # smi-sdk-go's v1alpha1 CRD requires destination.port although the
             # spec makes it optional; the API server would refuse the object.
             em.finding(tt, tt.path("destination"), FindingReason.NOT_EXPRESSIBLE,
                        "access v1alpha1 CRDs require destination.port and this target allows every "
                        "port; not emitted")
             return
-        dest: Obj = {"kind": "ServiceAccount", "name": tt.destination.name,
-                     "namespace": tt.destination.namespace}
-        if port is not None:
-            dest["port"] = port
-        body: Obj = {
-            "destination": dest,
-            "sources": [{"kind": "ServiceAccount", "name": s.name, "namespace": s.namespace}
-                        for s in tt.sources],
-            ("specs" if v.access == "v1alpha1" else "rules"): [_rule(r) for r in rules],
-        }
-        em.emit(v.api(SmiKind.TRAFFIC_TARGET), tt.kind, tt.meta.namespace, tt.meta.name, body, [tt],
-                body_key=None if v.access == "v1alpha1" else "spec", **_keep_meta(tt))
+        for one in ports:
+            dest: Obj = {"kind": "ServiceAccount", "name": tt.destination.name,
+                         "namespace": tt.destination.namespace}
+            if one is not None:
+                dest["port"] = one
+            body: Obj = {
+                "destination": dest,
+                "sources": [{"kind": "ServiceAccount", "name": s.name, "namespace": s.namespace}
+                            for s in tt.sources],
+                ("specs" if v.access == "v1alpha1" else "rules"): [_rule(r) for r in rules],
+            }
+            name = tt.meta.name if len(ports) == 1 else f"{tt.meta.name}-{one}"
+            em.emit(v.api(SmiKind.TRAFFIC_TARGET), tt.kind, tt.meta.namespace, name, body, [tt],
+                    body_key=None if v.access == "v1alpha1" else "spec",
+                    **_keep_meta(tt, source=len(ports) > 1))
 
     def finish(self, em: Emitter) -> None:
         v = _Versions.of(em.options.smi_versions)
@@ -263,27 +312,41 @@ class SmiTranslator(Translator):
                    "routes " + ", ".join(r.name for r in out if r.kind is not SmiKind.HTTP_ROUTE_GROUP))
         return out
 
-    def _route_ports_as_destination_port(self, tt: TrafficTarget, rules: list[Rule], port: int | None,
-                                         em: Emitter) -> tuple[bool, int | None]:
-        """For specs without route ports: carry a single route port as destination.port.
+    def _route_ports_as_destination_ports(self, tt: TrafficTarget, rules: list[Rule], port: int | None,
+                                          em: Emitter) -> list[int | None]:
+        """For specs without route ports: carry the route ports as destination.port.
 
-        Returns whether the ports could be kept exactly (False is reported),
-        and the destination port to write (None: every port).
+        Returns the destination ports to write, one TrafficTarget each (None:
+        every port); several route ports give several TrafficTargets. Empty
+        when nothing is allowed (reported).
         """
         scope = self._route_ports(tt, rules, em)
         if not scope:
-            return True, port
-        ports = set().union(*scope.values())
-        if len(ports) == 1 and (port is None or port in ports):
-            only = next(iter(ports))
-            em.finding(tt, tt.path(tt.rules_field), FindingReason.REWRITTEN,
-                       f"routes of this specs version have no ports; port {only} is kept as "
+            return [port]
+        ports = sorted(set().union(*scope.values()))
+        field = tt.path(tt.rules_field)
+        if port is not None:
+            if port in ports:
+                return [port]  # destination.port already holds the whole scope
+            em.finding(tt, field, FindingReason.ACCESS_FAIL_CLOSED,
+                       f"route ports {ports} do not include destination port {port}; nothing is "
+                       "allowed, so it is not emitted")
+            return []
+        if len(ports) == 1:
+            em.finding(tt, field, FindingReason.REWRITTEN,
+                       f"routes of this specs version have no ports; port {ports[0]} is kept as "
                        "destination.port")
-            return True, only
-        em.finding(tt, tt.path(tt.rules_field), FindingReason.ACCESS_FAIL_CLOSED,
-                   f"route ports {sorted(ports)} cannot be carried by routes of this specs version "
-                   "nor by a single destination.port; not emitted")
-        return False, None
+            return [ports[0]]
+        names = [f"{tt.meta.name}-{p}" for p in ports]
+        if max(len(n) for n in names) > _MAX_NAME:
+            em.finding(tt, field, FindingReason.ACCESS_FAIL_CLOSED,
+                       f"route ports {ports} need one TrafficTarget per port, but "
+                       f"'{tt.meta.name}-<port>' is longer than {_MAX_NAME} characters; not emitted")
+            return []
+        em.finding(tt, field, FindingReason.REWRITTEN,
+                   f"routes of this specs version have no ports; ports {ports} are kept as the "
+                   f"destination.port of one TrafficTarget per port: {', '.join(names)}")
+        return list(ports)
 
     # ---- routes --------------------------------------------------------------
 
@@ -331,7 +394,8 @@ class SmiTranslator(Translator):
         if route.ports and version != "v1alpha4":
             em.finding(route, route.path("matches.ports"), FindingReason.NOT_EXPRESSIBLE,
                        f"specs {version} routes have no ports; TrafficTargets in the input that use "
-                       "it carry the port as destination.port or are not emitted")
+                       "it carry them as destination.port (one TrafficTarget per port) or are not "
+                       "emitted")
         em.emit(v.api(kind), route.kind, route.meta.namespace, route.meta.name, spec, [route],
                 body_key=None if spec is None else "spec", **_keep_meta(route))
 

@@ -23,6 +23,10 @@ Independent of the translator: it only knows the Cilium policy language
   ``mismatch`` action other than the default only logs/edits, so the entry
   still matches.
 
+:func:`default_denies` tells whether a request no rule allows is refused at
+all: only when a policy with ingress rules and default-deny selects the
+endpoint; otherwise Cilium's default (allow) applies.
+
 Anything this evaluator does not model (deny rules, named ports, CIDR or
 entity peers, secrets, other L7 protocols) raises ``NotImplementedError``
 rather than being guessed.
@@ -159,16 +163,40 @@ def policy_allows(policy: Mapping[str, Any], req: Request) -> bool:
         if spec.get(key):
             raise NotImplementedError(f"spec.{key}")
     ns = policy["metadata"]["namespace"]
-    if ns != req.dest_namespace:
-        return False
-    dest = {**req.dest_pod_labels, SA_LABEL: req.dest_service_account, NS_LABEL: ns}
-    if not selector_matches(spec.get("endpointSelector") or {}, dest):
+    if not _selects_destination(policy, req):
         return False
     for rule in spec.get("ingress") or []:
         for key in _UNMODELLED_RULE:
             if rule.get(key):
                 raise NotImplementedError(f"ingress.{key}")
         if _peer_matches(rule, ns, req) and _to_ports_allow(rule, req):
+            return True
+    return False
+
+
+def _selects_destination(policy: Mapping[str, Any], req: Request) -> bool:
+    ns = policy["metadata"]["namespace"]
+    if ns != req.dest_namespace:
+        return False
+    dest = {**req.dest_pod_labels, SA_LABEL: req.dest_service_account, NS_LABEL: ns}
+    return selector_matches((policy.get("spec") or {}).get("endpointSelector") or {}, dest)
+
+
+def default_denies(objects: list[dict[str, Any]], req: Request) -> bool:
+    """Whether the destination endpoint's ingress refuses what no policy allows.
+
+    Cilium makes one policy entry per ingress rule, carrying the policy's
+    ``enableDefaultDeny.ingress`` (unset: true); the endpoint is in ingress
+    default-deny when any entry selecting it says so. A policy without
+    ingress rules makes no entry. Read as with ``enable-non-default-deny-policies``
+    on (the stricter reading: with it off every selecting policy denies).
+    """
+    for o in objects:
+        if o.get("apiVersion") != "cilium.io/v2" or o.get("kind") != "CiliumNetworkPolicy":
+            continue
+        spec = o.get("spec") or {}
+        flag = (spec.get("enableDefaultDeny") or {}).get("ingress")
+        if _selects_destination(o, req) and spec.get("ingress") and flag is not False:
             return True
     return False
 

@@ -8,11 +8,13 @@ not import the translator):
   ServiceAccount ``ns/sa`` comes from Consul service ``sa`` in namespace
   ``ns`` and goes to the intentions whose destination is the destination's
   ServiceAccount name.
-* Namespaces are Consul Enterprise namespaces mirroring the Kubernetes ones:
-  an intention's destination namespace is ``spec.destination.namespace`` or
-  the object's namespace. A source *without* a namespace is read the broader
-  way, as on Consul CE (one namespace for every Kubernetes namespace): it
-  matches that name from any namespace. ``*`` is Consul's wildcard.
+* Namespaces: with ``namespaces="mirror"`` (Consul Enterprise namespaces
+  mirroring the Kubernetes ones) an intention's destination namespace is
+  ``spec.destination.namespace`` or the object's namespace; with ``"off"``
+  (Consul CE, one namespace for every Kubernetes namespace, the default) a
+  destination name matches that name in every namespace. A source *without*
+  a namespace is read the broader way in both: it matches that name from any
+  namespace. ``*`` is Consul's wildcard.
 * Of the intentions matching source and destination, the most precise one
   decides (exact names beat wildcards, destination first). ``action`` decides
   for every request; ``permissions`` are tried top to bottom and the first
@@ -26,7 +28,7 @@ not import the translator):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import re2
@@ -111,9 +113,17 @@ def _decides_allow(source: Mapping[str, Any], req: Request) -> bool:
     return False
 
 
-def allows(objects: list[dict[str, Any]], req: Request) -> bool:
-    """True only if some ServiceIntentions explicitly allows *req*."""
+def allows(objects: list[dict[str, Any]], req: Request, *, namespaces: str = "off",
+           service_ports: Collection[int] | None = None) -> bool:
+    """True only if some ServiceIntentions explicitly allows *req*.
+
+    *service_ports*, when known, are the ports consul-k8s registered for the
+    destination: its sidecar forwards mesh traffic to those only, so a request
+    for another port never reaches the destination through the mesh.
+    """
     if req.protocol != "TCP":
+        return False
+    if service_ports is not None and req.port not in service_ports:
         return False
     best: tuple[int, int, int, int] | None = None
     verdicts: list[tuple[tuple[int, int, int, int], bool]] = []
@@ -122,7 +132,8 @@ def allows(objects: list[dict[str, Any]], req: Request) -> bool:
             continue
         spec = obj.get("spec") or {}
         dest = spec.get("destination") or {}
-        dest_ns = dest.get("namespace") or obj.get("metadata", {}).get("namespace", "")
+        dest_ns = dest.get("namespace") or (
+            obj.get("metadata", {}).get("namespace", "") if namespaces == "mirror" else WILDCARD)
         dest_name = dest.get("name", "")
         if not (_name_match(dest_ns, req.dest_namespace)
                 and _name_match(dest_name, req.dest_service_account)):

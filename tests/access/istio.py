@@ -21,6 +21,9 @@ re-run of the translator:
   request principals, request.* conditions) is ignored, while a DENY rule
   drops those fields and so denies more.
 * Istio never sees UDP: no policy allows it.
+* :func:`default_denies` tells whether a request no ALLOW rule matches is
+  refused at all: only when some ALLOW policy selects the pod; otherwise
+  Istio's default (allow) applies.
 
 Request data the model does not carry (IP blocks, hosts, JWT claims) never
 satisfies an ALLOW rule and always satisfies a DENY rule, so the evaluator
@@ -56,6 +59,19 @@ def allows(objects: list[dict[str, Any]], req: Request) -> bool:
         if any(_policy_matches(spec, req, deny=True) for spec in by_action.get(action, [])):
             return False
     return any(_policy_matches(spec, req, deny=False) for spec in by_action.get("ALLOW", []))
+
+
+def default_denies(objects: list[dict[str, Any]], req: Request) -> bool:
+    """Whether the destination pod refuses what no policy allows: some ALLOW policy selects it.
+
+    Istio allows every request to a workload no ALLOW policy applies to; once
+    one applies (even one without rules), a request must match an ALLOW rule.
+    UDP is never seen by Istio, so it is never denied either.
+    """
+    if req.protocol != "TCP":
+        return False
+    return any(_is_policy(o) and _selects(o, req)
+               and (o.get("spec") or {}).get("action", "ALLOW") == "ALLOW" for o in objects)
 
 
 def _is_policy(obj: Mapping[str, Any]) -> bool:

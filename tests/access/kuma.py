@@ -10,9 +10,12 @@ Modelled on Kuma's matching code, independently of the translator:
   ``Dataplane`` with ``labels`` matches the Dataplane's labels (the pod's
   labels plus ``k8s.kuma.io/service-account`` and ``k8s.kuma.io/namespace``);
   ``MeshSubset`` matches inbound tags (pod labels plus the namespace tag).
-  A Dataplane picked by name, a ``sectionName`` other than the request's
-  port number, or any other kind cannot be resolved from a request and
-  does not select it.
+  A ``sectionName`` selects the inbound on the request's port when it
+  equals that inbound's name (its container port's name, given as
+  ``inbound_names``) or, for an unnamed one, the port number (Kuma 2.14.3
+  ``Dataplane_Networking_Inbound.GetSectionName``). A Dataplane picked by
+  name, or any other kind, cannot be resolved from a request and does not
+  select it.
 * ``rules[].default``: every ``deny`` match of every selected policy wins
   over every ``allow``/``allowWithShadowDeny`` match; nothing matching means
   deny (Kuma's RBAC ``on_no_match``). A ``spiffeID`` match compares the
@@ -45,7 +48,7 @@ def _source_spiffe_id(req: Request, trust_domain: str) -> str:
     return f"spiffe://{trust_domain}/ns/{req.source.namespace}/sa/{req.source.name}"
 
 
-def _selects(obj: Mapping[str, Any], req: Request) -> bool:
+def _selects(obj: Mapping[str, Any], req: Request, inbound_names: Mapping[int, str]) -> bool:
     meta = obj.get("metadata", {})
     if meta.get("labels", {}).get("kuma.io/mesh", DEFAULT_MESH) != DEFAULT_MESH:
         return False
@@ -60,7 +63,7 @@ def _selects(obj: Mapping[str, Any], req: Request) -> bool:
         if ref.get("name") or ref.get("namespace"):
             return False
         section = ref.get("sectionName")
-        if section and section != str(req.port):
+        if section and section != (inbound_names.get(req.port) or str(req.port)):
             return False
         dp_labels = {**req.dest_pod_labels, SA_LABEL: req.dest_service_account,
                      NS_TAG: req.dest_namespace}
@@ -94,7 +97,8 @@ def _from_matches(ref: Mapping[str, Any], req: Request, *, deny: bool) -> bool:
     return deny
 
 
-def allows(objects: list[dict[str, Any]], req: Request, *, trust_domain: str = "cluster.local") -> bool:
+def allows(objects: list[dict[str, Any]], req: Request, *, trust_domain: str = "cluster.local",
+           inbound_names: Mapping[int, str] | None = None) -> bool:
     """Whether some selected MeshTrafficPermission explicitly allows *req* and none denies it."""
     if req.protocol != "TCP":
         return False
@@ -103,7 +107,7 @@ def allows(objects: list[dict[str, Any]], req: Request, *, trust_domain: str = "
     for obj in objects:
         if obj.get("kind") != KIND or str(obj.get("apiVersion", "")).split("/")[0] != GROUP:
             continue
-        if not _selects(obj, req):
+        if not _selects(obj, req, inbound_names or {}):
             continue
         spec = obj.get("spec", {})
         for rule in spec.get("rules") or []:

@@ -21,6 +21,9 @@ of two overlapping Servers or of two equally specific routes is older, the
 client's IP for a NetworkAuthentication, a named port), the evaluator takes
 the most permissive reading, so the safety property stays strong. UDP is
 never proxied, so never allowed.
+
+:func:`default_denies` tells whether a request nothing allows is refused at
+all: only on a pod port some deny Server selects.
 """
 
 from __future__ import annotations
@@ -306,6 +309,25 @@ def _server_allows(objects: Sequence[Obj], server: Obj, req: Request) -> bool:
         return True
     return any(_authorized_on(objects, [(_group(r), "HTTPRoute", _meta(r)[1])], ns, req.source)
                for r in chosen)
+
+
+def default_denies(objects: list[dict[str, Any]], req: Request) -> bool:
+    """Whether the destination pod port refuses what no policy allows.
+
+    Only a Server decides that: a pod port without one follows the default
+    inbound policy (all-unauthenticated unless configured otherwise). A named
+    Server port may not be this one, so only numeric ports count here, and
+    where Servers overlap every one of them must deny.
+    """
+    if req.protocol != "TCP":
+        return False
+    servers = [_spec(o) for o in objects
+               if _is(o, POLICY, "Server") and _meta(o)[0] == req.dest_namespace
+               and "podSelector" in _spec(o)
+               and selects(_spec(o).get("podSelector"), req.dest_pod_labels)
+               and str(_spec(o).get("port")) == str(req.port)]
+    return bool(servers) and all(str(s.get("accessPolicy", "deny")) not in _OPEN_POLICIES
+                                 for s in servers)
 
 
 def allows(objects: list[dict[str, Any]], req: Request) -> bool:

@@ -64,7 +64,11 @@ def test_all_port_tcp_grant_allows_sources_on_every_port() -> None:
 def test_http_grants_are_never_allowed() -> None:
     for case in ("access-v1alpha1-port", "access-v1alpha2-http", "access-v1alpha3-l7-scoped",
                  "access-unresolved"):
-        assert _objects(case) == []
+        # Only the deny-by-default policies: they deny the bare trust-domain ID, no workload.
+        for obj in _objects(case):
+            assert obj["metadata"]["name"].endswith("-smi-default-deny")
+            assert obj["spec"]["rules"] == [{"default": {"deny": [
+                {"spiffeID": {"type": "Exact", "value": "spiffe://cluster.local"}}]}}]
     # An HTTP-only TrafficTarget yields no allow, even for a request SMI allows.
     inputs = Case("kuma", KUMA / "access-v1alpha2-http").inputs()
     r = Request(Identity("frontend", "web"), "store", "catalog", {"app": "catalog"}, "TCP", 80,
@@ -107,10 +111,15 @@ def test_selection_deny_and_mesh() -> None:
     assert not allows([_mtp("ns2", by_label, {"kuma.io/mesh": "other"})], r)
     # A system-namespace policy selects across namespaces.
     assert allows([_mtp("kuma-system", {**_allow(sid)})], r)
-    # sectionName narrows to one inbound; only its port number is knowable here.
+    # sectionName narrows to one inbound: its container port's name, else its number.
     section = {"targetRef": {"kind": "Dataplane", "sectionName": "8080"}, **_allow(sid)}
     assert not allows([_mtp("ns2", section)], r)
-    assert allows([_mtp("ns2", section)], Request(src, "ns2", "b", {}, "TCP", 8080))
+    on_8080 = Request(src, "ns2", "b", {}, "TCP", 8080)
+    assert allows([_mtp("ns2", section)], on_8080)
+    assert not allows([_mtp("ns2", section)], on_8080, inbound_names={8080: "http"})
+    named = {"targetRef": {"kind": "Dataplane", "sectionName": "http"}, **_allow(sid)}
+    assert allows([_mtp("ns2", named)], on_8080, inbound_names={8080: "http"})
+    assert not allows([_mtp("ns2", named)], on_8080)
     deny = {"rules": [{"default": {"deny": [{"spiffeID": {"type": "Exact", "value": sid}}]}}]}
     assert not allows([_mtp("ns2", by_label), _mtp("ns2", deny)], r)
     shadow = {"targetRef": {"kind": "Mesh"}, **_allow(sid, key="allowWithShadowDeny")}
@@ -122,3 +131,44 @@ def test_selection_deny_and_mesh() -> None:
     assert not allows([_mtp("ns2", legacy)], Request(Identity("a", "ns3"), "ns2", "b", {}, "TCP", 80))
     # Routes and other kinds never allow anything.
     assert not allows(_objects("split-v1alpha2-canary"), r)
+
+
+def test_port_inbounds_case_grants_exactly_the_restricted_inbounds() -> None:
+    case = "kuma-port-inbounds"
+    objects = _objects(case)
+    inputs = Case("kuma", KUMA / case).inputs()
+    names = {8080: "http"}  # api's container ports: http=8080, 9090 unnamed
+    app, prom, web = Identity("app", "shop"), Identity("prometheus", "monitoring"), Identity("web", "shop")
+
+    def req(src: Identity, sa: str, port: int) -> Request:
+        return Request(src, "db", sa, {"app": sa}, "TCP", port)
+
+    for r in (req(app, "postgres", 5432), req(prom, "api", 9090), req(web, "api", 8080)):
+        assert allows(objects, r, inbound_names=names), r
+        assert smi_allows(inputs, r), r
+    for r in (req(prom, "api", 8080), req(web, "api", 9090), req(app, "api", 5432),
+              req(Identity("app", "other"), "postgres", 5432)):
+        assert not allows(objects, r, inbound_names=names), r
+        assert not smi_allows(inputs, r), r
+    # SMI grants 7777 too, but it is no inbound: Kuma's mesh never carries it.
+    assert smi_allows(inputs, req(prom, "api", 7777))
+    assert not allows(objects, req(prom, "api", 7777), inbound_names=names)
+
+
+def test_widened_case_is_broader_than_smi_and_says_so() -> None:
+    case = "kuma-widen"
+    objects = _objects(case)
+    inputs = Case("kuma", KUMA / case).inputs()
+    names = {8080: "http", 8081: "admin"}
+    frontend = Identity("frontend", "web")
+    post = Request(frontend, "store", "catalog", {"app": "catalog"}, "TCP", 8080,
+                   HttpRequest("POST", "/admin"))
+    assert allows(objects, post, inbound_names=names)
+    assert not smi_allows(inputs, post)  # the price of --widen-l7-to-l4
+    # still limited to the TCPRoute's port
+    assert not allows(objects, Request(frontend, "store", "catalog", {}, "TCP", 8081), inbound_names=names)
+    widened = [f for f in yaml.safe_load((KUMA / case / "findings.yaml").read_text())
+               if f["reason"] == "Widened"]
+    assert [(f["object"], f["field"]) for f in widened] == [
+        ("store/TrafficTarget/frontend-reads", "spec.rules[1]"),
+        ("store/TrafficTarget/ops-anything", "spec.rules[0]")]

@@ -9,7 +9,7 @@ import yaml
 
 from smi2mesh.model import Identity
 from tests.access import HttpRequest, Request, smi_allows
-from tests.access.linkerd import allows, path_match, request_match
+from tests.access.linkerd import allows, default_denies, path_match, request_match
 from tests.golden import GOLDEN, Case
 
 LINKERD = GOLDEN / "linkerd"
@@ -71,7 +71,7 @@ def test_shared_server_l4_and_http_grants_do_not_widen_each_other() -> None:
                    req(Identity("prometheus", "other"), "GET", "/items")])
 
 
-def test_l4_ports_udp_and_all_ports_fail_closed() -> None:
+def test_l4_ports_udp_and_all_ports_on_known_ports() -> None:
     client = Identity("default", "apps")
     shipper = Identity("log-shipper", "infra")
     labels = {"app": "dns-cache"}
@@ -79,11 +79,16 @@ def test_l4_ports_udp_and_all_ports_fail_closed() -> None:
     def req(src: Identity, proto: str, port: int) -> Request:
         return Request(src, "infra", "dns-cache", labels, proto, port)
 
+    # The all-ports grant holds on the ports known for the pods (the other
+    # target's route ports); UDP is not proxied.
     _check("access-v1alpha3-l4",
-           allowed=[req(client, "TCP", 53), req(client, "TCP", 5353)],
-           # UDP is not proxied, and the all-ports grant is not expressible.
-           denied=[req(client, "UDP", 53), req(client, "TCP", 54), req(shipper, "TCP", 53),
-                   req(shipper, "TCP", 1234)])
+           allowed=[req(client, "TCP", 53), req(client, "TCP", 5353), req(shipper, "TCP", 53),
+                    req(shipper, "TCP", 5353)],
+           denied=[req(client, "UDP", 53), req(client, "TCP", 54), req(shipper, "TCP", 1234)])
+    objects = _objects("access-v1alpha3-l4")
+    assert default_denies(objects, req(client, "TCP", 5353))
+    # A port with no Server follows Linkerd's default, as the finding says.
+    assert not default_denies(objects, req(shipper, "TCP", 1234))
 
 
 def test_allows_implies_smi_allows_on_every_golden_case() -> None:
@@ -113,8 +118,8 @@ def test_allows_implies_smi_allows_on_every_golden_case() -> None:
                         allowed += 1
                         assert smi_allows(inputs, r), (case, r)
         assert checked or not inputs.targets
-        # The grid reaches the policies: every case with a Server allows something.
-        assert allowed or not any(o["kind"] == "Server" for o in objects), case
+        # The grid reaches the policies: every case with a policy allows something.
+        assert allowed or not any(o["kind"] == "AuthorizationPolicy" for o in objects), case
 
 
 def test_path_and_header_semantics_are_linkerd_s() -> None:

@@ -57,7 +57,7 @@ def namespaced_contract(meshes: Iterable[str], *, peering: bool) -> set[Grant]:
     for group, resources in smi.items():
         expected |= grants(group, resources, READ)
         expected |= grants(group, [f"{r}/status" for r in resources], ("patch",))
-    expected |= grants("", ["services", "pods"], READ)
+    expected |= grants("", ["services", "pods", "serviceaccounts"], READ)
     expected |= grants("apps", ["deployments", "statefulsets", "daemonsets"], READ)
     expected |= grants("", ["events"], ("create",))
     for mesh in meshes:
@@ -184,6 +184,9 @@ def test_common_labels(chart: helm.Chart, values: dict[str, Any]) -> None:
         ({"metrics": {"port": 70000}}, "/metrics/port", "maximum"),
         ({"health": {"port": "8081"}}, "/health/port", "want integer"),
         ({"logLevel": "verbose"}, "/logLevel", "value must be one of"),
+        ({"consulNamespaces": "prefix"}, "/consulNamespaces", "value must be one of"),
+        ({"consulNamespaces": False}, "/consulNamespaces", "want string"),
+        ({"widenL7ToL4": "yes"}, "/widenL7ToL4", "want boolean"),
         ({"image": {"pullPolicy": "Sometimes"}}, "/image/pullPolicy", "value must be one of"),
         ({"crds": {"install": "false"}}, "/crds/install", "want boolean"),
         ({"replicas": 2}, "", "additional properties 'replicas' not allowed"),
@@ -314,7 +317,9 @@ def test_environment_all_namespaces(chart: helm.Chart) -> None:
     """Values reach the operator as the SMI2MESH_* variables of its contract."""
     env = env_of(render(chart, {
         "mesh": "kuma", "enabledMeshes": ["istio", "kuma"], "trustDomain": "corp.example",
-        "clusterDomain": "k8s.local", "logLevel": "debug",
+        "clusterDomain": "k8s.local", "logLevel": "debug", "consulNamespaces": "mirror",
+        "widenL7ToL4": True, "meshVersions": {"kuma": "2.14", "istio": "1.21"},
+        "gatewayApiVersion": "1.5.1",
     }))
     assert env == {
         "SMI2MESH_MESH": "kuma",
@@ -326,6 +331,10 @@ def test_environment_all_namespaces(chart: helm.Chart) -> None:
         "SMI2MESH_HEALTH_PORT": "8081",
         "SMI2MESH_PEERING": "",
         "SMI2MESH_LOG_LEVEL": "debug",
+        "SMI2MESH_CONSUL_NAMESPACES": "mirror",
+        "SMI2MESH_WIDEN_L7_TO_L4": "true",
+        "SMI2MESH_MESH_VERSION": "istio=1.21,kuma=2.14",
+        "SMI2MESH_GATEWAY_API_VERSION": "1.5.1",
     }
 
 

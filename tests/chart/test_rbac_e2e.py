@@ -104,7 +104,8 @@ class Usage:
 
 SMI = {"split.smi-spec.io": ["trafficsplits"], "access.smi-spec.io": ["traffictargets"],
        "specs.smi-spec.io": ["httproutegroups", "tcproutes", "udproutes"]}
-CONTEXT = {"": ["services", "pods"], "apps": ["deployments", "statefulsets", "daemonsets"]}
+CONTEXT = {"": ["services", "pods", "serviceaccounts"],
+           "apps": ["deployments", "statefulsets", "daemonsets"]}
 # Mesh kinds of istio + cilium, by the step that creates / repairs / prunes them.
 MESH = {
     ("networking.istio.io", "virtualservices"): ("istio objects", "drift on istio", "swap to cilium"),
@@ -138,10 +139,11 @@ def usage_table(mode: str) -> dict[Grant, Usage]:
         table[(group, resource, "create")] = Usage(create)
         table[(group, resource, "patch")] = Usage(f"{patch} (server-side apply repairs it)")
         table[(group, resource, "delete")] = Usage(f"{delete} (prune)")
-    read("gateway.networking.k8s.io", "tcproutes")
-    for verb in ("create", "patch", "delete"):
-        table[("gateway.networking.k8s.io", "tcproutes", verb)] = Usage(unexercised=TCPROUTES)
+    # Cilium's GAMMA routes no TCPRoute, so neither istio nor cilium is granted tcproutes
+    # (the TCPROUTES reason covers linkerd and gamma installs).
     read("apiextensions.k8s.io", "customresourcedefinitions")
+    table[("apiextensions.k8s.io", "customresourcedefinitions", "get")] = Usage(
+        "profile discovery: the Gateway API CRDs' bundle-version annotation (cilium)")
     table[("apiextensions.k8s.io", "customresourcedefinitions", "list")] = Usage(
         "kopf resource observer: initial CRD list")
     table[("apiextensions.k8s.io", "customresourcedefinitions", "watch")] = Usage(

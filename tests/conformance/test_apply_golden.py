@@ -7,11 +7,17 @@ wrong types and the CRDs' OpenAPI and CEL rules are thus checked by the same
 code a cluster runs.  The SMI objects in each ``input.yaml`` are checked the
 same way against the project's own ``crds/``.  ``$SMI2MESH_GOLDEN_DIR``
 overrides the golden folder.
+
+A case whose profile writes for a Gateway API release older than the newest
+pinned one (``options.yaml``; Linkerd's default is 1.5.1) is applied to a
+control plane of its own carrying that release's CRDs
+(:func:`tests.golden.gateway_crd_folder`), never to the newest release's.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +25,10 @@ import kubernetes
 import pytest
 import yaml
 
+from tests import golden
+from tests.envtest import envtest as lib
 from tests.envtest.envtest import REPO_ROOT
-from tests.envtest.fixtures import ApplyError, apply_dry_run, describe
+from tests.envtest.fixtures import ApplyError, apply_dry_run, describe, mesh_crds_dir
 
 pytestmark = pytest.mark.envtest
 
@@ -82,12 +90,34 @@ def test_golden_cases_exist() -> None:
     assert CASES, f"no golden cases found under {GOLDEN_DIR}/<mesh>/<case>/"
 
 
+def gateway_folder(case: Path) -> str | None:
+    """The pinned Gateway API release a case's routes are written for; None: the newest."""
+    newest = max((d.name for d in mesh_crds_dir().glob("gateway-api-v*") if (d / "standard").is_dir()),
+                 key=lambda n: tuple(int(p) for p in n.removeprefix("gateway-api-v").split(".")))
+    profile = golden.Case(case.parent.name, case).options().profile
+    if profile is None or profile.gateway is None:
+        return None
+    folder = golden.gateway_crd_folder(profile.gateway)
+    return None if folder == newest else folder
+
+
 @pytest.mark.parametrize("case", CASES, ids=_case_id)
 def test_output_accepted_by_apiserver(
-    case: Path, kube_api: kubernetes.client.ApiClient, mesh_crds: list[str]
+    case: Path, kube_api: kubernetes.client.ApiClient, mesh_crds: list[str],
+    gateway_api_servers: Callable[[str], lib.Environment],
 ) -> None:
     """Generated objects pass strict validation against the upstream and project CRDs."""
-    check_accepted(kube_api, load_objects(case / "output.yaml"))
+    folder = gateway_folder(case)
+    if folder is None:
+        check_accepted(kube_api, load_objects(case / "output.yaml"))
+        return
+    env = gateway_api_servers(folder)
+    client: kubernetes.client.ApiClient = kubernetes.config.new_client_from_config(  # type: ignore[no-untyped-call,unused-ignore]
+        config_file=str(env.kubeconfig))
+    try:
+        check_accepted(client, load_objects(case / "output.yaml"))
+    finally:
+        client.close()  # type: ignore[no-untyped-call,unused-ignore]
 
 
 @pytest.mark.parametrize("case", CASES, ids=_case_id)

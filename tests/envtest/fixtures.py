@@ -15,7 +15,7 @@ import re
 import secrets
 import time
 import urllib.parse
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -274,6 +274,19 @@ def install_crds(http: KubeHTTP, crds: Iterable[Mapping[str, Any]]) -> list[str]
     return names
 
 
+def gateway_api_crd_documents(root: Path, folder: str) -> list[dict[str, Any]]:
+    """The upstream mesh CRDs, with the Gateway API ones of release *folder* only.
+
+    Its experimental channel: a superset of standard, and the only home of
+    TCPRoute before 1.6.
+    """
+    others = [d for d in upstream_crd_documents(root) if d["spec"]["group"] != GATEWAY_GROUP]
+    return [*others, *crd_documents_in(root / folder / "experimental")]
+
+
+GATEWAY_GROUP = "gateway.networking.k8s.io"
+
+
 def mesh_crds_dir() -> Path:
     """``$MESH_CRDS_DIR``, default ``<repo>/../shared/upstream-crds``."""
     configured = os.environ.get("MESH_CRDS_DIR")
@@ -352,6 +365,41 @@ def namespace(kube_api: kubernetes.client.ApiClient) -> Iterator[str]:
     finally:
         # The namespace controller finishes the deletion in the background.
         core.delete_namespace(name)
+
+
+@pytest.fixture(scope="session")
+def gateway_api_servers(
+    envtest_binaries: lib.Binaries, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[[str], lib.Environment]]:
+    """Control planes of their own per pinned Gateway API release, started on first use.
+
+    ``get("gateway-api-v1.5.1")`` returns a running environment whose Gateway
+    API CRDs are that release's (experimental channel), with every other
+    upstream mesh CRD and the project's SMI CRDs. Gateway API CRDs are
+    cluster-scoped, so a release other than the session's newest needs a
+    cluster of its own.
+    """
+    started: dict[str, lib.Environment] = {}
+
+    def get(folder: str) -> lib.Environment:
+        if folder not in started:
+            directory = tmp_path_factory.mktemp(f"envtest-{folder}")
+            try:
+                env = lib.start(directory, envtest_binaries)
+            except EnvtestError as error:
+                pytest.fail(f"envtest: cannot start a control plane for {folder}:\n{error}",
+                            pytrace=False)
+            started[folder] = env
+            http = env.http()
+            install_crds(http, gateway_api_crd_documents(mesh_crds_dir(), folder))
+            install_crds(http, crd_documents_in(project_crds_dir()))
+        return started[folder]
+
+    try:
+        yield get
+    finally:
+        for env in started.values():
+            lib.stop(env.dir)
 
 
 @pytest.fixture(scope="session")

@@ -129,8 +129,20 @@ def _weight(draw: st.DrawFn, version: str) -> Any:
             st.sampled_from(["500m", "1", "1.5", "2k", "0", "100m", "1Ki", "1e2", "250m", "0.1"]),
             st.sampled_from([0.5, 1.0, 2.25, 33.3]),
         ))
+    if draw(st.integers(0, 7)) == 0:  # a Quantity, as linkerd-smi serves v1alpha1 as v1alpha2
+        return draw(st.sampled_from(["500m", "1500m", "0.5", "2k", "-1", "1Ki"]))
     weight = draw(st.integers(0, 1000) | st.sampled_from([1, 50, 100, 10**6, 10**9]))
     return str(weight) if draw(st.integers(0, 5)) == 0 else weight
+
+
+def _host(draw: st.DrawFn, name: str, namespace: str | None) -> str:
+    """A Service as a split names it: mostly a bare name, else a hostname of any kind."""
+    ns = namespace or "default"
+    return draw(st.sampled_from([
+        name, name, name, name, name, name, f"{name}.{ns}", f"{name}.{ns}.svc",
+        f"{name}.{ns}.svc.cluster.local", f"{name}.other", f"{name}.example.com",
+        f"{name}.{ns}.svc.corp.internal",
+    ]))
 
 
 @st.composite
@@ -138,8 +150,10 @@ def traffic_splits(draw: st.DrawFn, name: str, namespace: str | None, groups: tu
     """A TrafficSplit of any version; weights positive in most draws."""
     version = draw(st.sampled_from(SPLIT_VERSIONS))
     services = draw(st.lists(st.sampled_from(BACKEND_SERVICES), min_size=1, max_size=4, unique=True))
-    backends = [{"service": s, "weight": draw(_weight(version))} for s in services]
-    body: Doc = {"service": draw(st.sampled_from(ROOT_SERVICES)), "backends": backends}
+    backends = [{"service": _host(draw, s, namespace), "weight": draw(_weight(version))}
+                for s in services]
+    body: Doc = {"service": _host(draw, draw(st.sampled_from(ROOT_SERVICES)), namespace),
+                 "backends": backends}
     if version in ("v1alpha3", "v1alpha4") and groups and draw(st.booleans()):
         refs = draw(st.lists(st.sampled_from(groups), min_size=1, max_size=2, unique=True))
         body["matches"] = [

@@ -362,3 +362,24 @@ def test_outputs_of_a_deleted_smi_object_are_taken_over_by_a_namesake_not_confli
     p = plan(gone)
     assert p.deletes == []
     assert p.writes == []
+
+
+def test_hostname_roots_and_quantity_weights_are_reconciled_and_external_hosts_reported() -> None:
+    """What OSM's demo, Flagger and linkerd-smi leave in a cluster reaches the mesh (issue 12)."""
+    hosts = copy.deepcopy(SPLIT)
+    hosts["apiVersion"] = "split.smi-spec.io/v1alpha2"
+    hosts["spec"] = {"service": "web.shop.svc.cluster.local",
+                     "backends": [{"service": "web-v1.shop", "weight": 1},
+                                  {"service": "web-v2", "weight": "500m"}]}
+    external = copy.deepcopy(SPLIT)
+    external["metadata"].update(name="ext", uid="ext-uid")
+    external["spec"]["service"] = "web.example.com"
+    p = plan(store_with(hosts, external))
+    (w,) = p.writes
+    assert w.obj["spec"]["hosts"] == ["web.shop.svc.cluster.local"]
+    assert [(r["destination"]["host"], r["weight"]) for r in w.obj["spec"]["http"][0]["route"]] == [
+        ("web-v1.shop.svc.cluster.local", 67), ("web-v2.shop.svc.cluster.local", 33)]
+    assert [f.reason.value for f in p.outcomes["TrafficSplit/shop/web"].findings] == ["Rewritten"]
+    assert not p.outcomes["TrafficSplit/shop/web"].problems
+    (unresolved,) = p.outcomes["TrafficSplit/shop/ext"].findings
+    assert (unresolved.field, unresolved.reason.value) == ("spec.service", "UnresolvedReference")

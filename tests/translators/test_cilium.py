@@ -14,7 +14,7 @@ from smi2mesh.model import HeaderMatch, HTTPMatch, Identity
 from smi2mesh.translators.base import TranslationResult
 from smi2mesh.translators.cilium import http_rule
 from tests.access import HttpRequest, Request, smi_allows
-from tests.access.cilium import allows
+from tests.access.cilium import allows, default_denies
 from tests.translators.helpers import translate_yaml
 
 HEAD = """
@@ -149,6 +149,33 @@ spec:
     assert policy["spec"]["enableDefaultDeny"] == {"ingress": True}
     assert [(f.field, f.reason) for f in result.findings] == [
         ("spec.rules[0]", FindingReason.ACCESS_FAIL_CLOSED)]
+    admin = Request(Identity("c", "other"), "ns", "s", {}, "TCP", 80,
+                    HttpRequest("GET", "/", {"x-user": "admin-1"}))
+    assert default_denies(list(result.objects), admin)
+    assert not allows(list(result.objects), admin)
+    # Without the ingress rule Cilium would make no policy entry, so no default-deny.
+    bare = {**policy, "spec": {k: v for k, v in policy["spec"].items() if k != "ingress"}}
+    assert not default_denies([bare], admin)
+
+
+@pytest.mark.parametrize("rules", [
+    "[]",  # no rules
+    "[{kind: TCPRoute, name: missing}]",  # unresolved
+])
+def test_a_target_granting_nothing_still_denies_by_default(rules: str) -> None:
+    result = _run(_target(rules))
+    assert _ingress(result) == [{}]
+    req = Request(Identity("c", "other"), "ns", "s", {}, "UDP", 53)
+    assert default_denies(list(result.objects), req)
+    assert not allows(list(result.objects), req)
+
+
+def test_unselectable_destination_names_cilium_s_default() -> None:
+    long = "s" * 64  # a valid ServiceAccount name, too long for a label value
+    result = _run(_target("[]").replace("name: s, namespace", f"name: {long}, namespace"))
+    assert result.objects == ()
+    [finding] = [f for f in result.findings if f.field == "spec.destination.name"]
+    assert "Cilium's default applies to them: allow" in finding.message
 
 
 def test_one_failed_match_does_not_drop_the_others() -> None:

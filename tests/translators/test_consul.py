@@ -9,12 +9,20 @@ import pytest
 from smi2mesh import yamlio
 from smi2mesh.findings import FindingReason
 from smi2mesh.inputs import parse_documents
-from smi2mesh.model import HeaderMatch, HTTPMatch, Identity
+from smi2mesh.model import HeaderMatch, HTTPMatch, Identity, Inputs
 from smi2mesh.translate import translate
-from smi2mesh.translators.base import TranslationResult
-from smi2mesh.translators.consul import _header, _http_match, _path_fields, _percent
+from smi2mesh.translators.base import ConsulNamespaces, Options, TranslationResult
+from smi2mesh.translators.consul import (
+    _header,
+    _http_match,
+    _path_fields,
+    _percent,
+    _registered_ports,
+)
+from tests import golden
 from tests.access import HttpRequest, Request, smi_allows
 from tests.access.consul import allows, http_matches
+from tests.meshrules import consul as consul_rules
 from tests.translators.helpers import translate_yaml
 
 
@@ -228,62 +236,302 @@ spec:
 """
 
 
-def test_port_scoped_http_grant_fails_closed() -> None:
+def _reasons_of(result: TranslationResult, reason: FindingReason) -> list[tuple[str, str, str]]:
+    return [(f.name, f.field, f.message) for f in result.findings if f.reason is reason]
+
+
+MIRROR = Options(consul_namespaces=ConsulNamespaces.MIRROR)
+
+
+def _sources(result: TranslationResult, dest: str = "s") -> list[dict[str, Any]]:
+    [intentions] = [o for o in _objects(result, "ServiceIntentions") if o["metadata"]["name"] == dest]
+    sources: list[dict[str, Any]] = intentions["spec"]["sources"]
+    return sources
+
+
+def test_port_scoped_grant_without_workloads_leaves_only_the_deny() -> None:
     result = _run(ROUTES + _target("t", "[{kind: TCPRoute, name: p80}, {kind: HTTPRouteGroup, name: g}]"))
-    assert result.objects == ()
-    assert ("t", "spec.rules", FindingReason.ACCESS_FAIL_CLOSED) in _reasons(result)
+    # The destination still gets its deny-by-default: failing closed denies.
+    assert _sources(result) == [{"name": "*", "action": "deny"}]
+    [(name, field, message)] = _reasons_of(result, FindingReason.ACCESS_FAIL_CLOSED)
+    assert (name, field) == ("t", "spec.rules")
+    assert "not known (no workload in the input runs as ServiceAccount ns/s)" in message
+    req = Request(Identity("c", "o"), "ns", "s", {}, "TCP", 80, HttpRequest("GET", "/api"))
+    assert smi_allows(parse_documents(yamlio.load_documents("t.yaml", ROUTES + _target(
+        "t", "[{kind: TCPRoute, name: p80}, {kind: HTTPRouteGroup, name: g}]"))), req)
+    assert not allows(list(result.objects), req)
 
 
 def test_l4_grant_wins_over_http_permissions_of_the_same_source() -> None:
     result = _run(ROUTES + _target("a", "[{kind: HTTPRouteGroup, name: g}]")
                   + _target("b", "[{kind: TCPRoute, name: all}]"))
+    assert _sources(result) == [{"name": "c", "action": "allow"}, {"name": "*", "action": "deny"}]
     [intentions] = _objects(result, "ServiceIntentions")
-    assert intentions["spec"]["sources"] == [{"name": "c", "namespace": "o", "action": "allow"}]
     assert intentions["metadata"]["annotations"]["smi2mesh.io/source"] == (
         "TrafficTarget/ns/a,TrafficTarget/ns/b")
 
 
 def test_one_intentions_object_per_destination_with_sorted_sources() -> None:
-    result = _run(ROUTES
-                  + _target("a", "[{kind: TCPRoute, name: all}]",
-                            "[{kind: ServiceAccount, name: z, namespace: b}]")
-                  + _target("b", "[{kind: HTTPRouteGroup, name: g}]",
-                            "[{kind: ServiceAccount, name: y, namespace: a}, "
-                            "{kind: ServiceAccount, name: z, namespace: b}]")
-                  + _target("c", "[{kind: TCPRoute, name: all}]", dest="other"))
+    result = translate_yaml(ROUTES
+                            + _target("a", "[{kind: TCPRoute, name: all}]",
+                                      "[{kind: ServiceAccount, name: z, namespace: b}]")
+                            + _target("b", "[{kind: HTTPRouteGroup, name: g}]",
+                                      "[{kind: ServiceAccount, name: y, namespace: a}, "
+                                      "{kind: ServiceAccount, name: z, namespace: b}]")
+                            + _target("c", "[{kind: TCPRoute, name: all}]", dest="other"),
+                            "consul", MIRROR)
     by_name = {o["metadata"]["name"]: o for o in _objects(result, "ServiceIntentions")}
     assert sorted(by_name) == ["other", "s"]
-    assert [(s["namespace"], s["name"]) for s in by_name["s"]["spec"]["sources"]] == [
-        ("a", "y"), ("b", "z")]
-    assert "permissions" in by_name["s"]["spec"]["sources"][0]
-    assert by_name["s"]["spec"]["sources"][1]["action"] == "allow"
+    sources = by_name["s"]["spec"]["sources"]
+    assert [(s["namespace"], s["name"]) for s in sources] == [("a", "y"), ("b", "z"), ("*", "*")]
+    assert "permissions" in sources[0]
+    assert sources[1]["action"] == "allow"
+    assert sources[2]["action"] == "deny"
 
 
-def test_every_source_names_its_namespace() -> None:
-    result = _run(ROUTES + _target("t", "[{kind: TCPRoute, name: all}]",
-                                   "[{kind: ServiceAccount, name: same}]"))
-    [intentions] = _objects(result, "ServiceIntentions")
-    assert intentions["spec"]["sources"] == [{"name": "same", "namespace": "ns", "action": "allow"}]
-    req = Request(Identity("same", "elsewhere"), "ns", "s", {}, "TCP", 1)
-    assert not allows(list(result.objects), req)
+def test_l7_permissions_end_with_a_deny_of_every_other_request() -> None:
+    result = _run(ROUTES + _target("a", "[{kind: HTTPRouteGroup, name: g}]"))
+    [source, deny] = _sources(result)
+    assert source["permissions"][-1] == {"action": "deny", "http": {"pathPrefix": "/"}}
+    assert deny == {"name": "*", "action": "deny"}
+    objects = list(result.objects)
+    src = Identity("c", "o")
+    assert allows(objects, Request(src, "ns", "s", {}, "TCP", 80, HttpRequest("GET", "/api/1")))
+    assert not allows(objects, Request(src, "ns", "s", {}, "TCP", 80, HttpRequest("POST", "/api")))
+
+
+@pytest.mark.parametrize("mode", list(ConsulNamespaces))
+def test_sources_name_their_namespace_only_in_mirror_mode(mode: ConsulNamespaces) -> None:
+    result = translate_yaml(ROUTES + _target("t", "[{kind: TCPRoute, name: all}]",
+                                             "[{kind: ServiceAccount, name: same}]"),
+                            "consul", Options(consul_namespaces=mode))
+    allow, deny = _sources(result)
+    if mode is ConsulNamespaces.MIRROR:
+        assert (allow, deny) == ({"name": "same", "namespace": "ns", "action": "allow"},
+                                 {"name": "*", "namespace": "*", "action": "deny"})
+        req = Request(Identity("same", "elsewhere"), "ns", "s", {}, "TCP", 1)
+        assert not allows(list(result.objects), req, namespaces="mirror")
+    else:
+        assert (allow, deny) == ({"name": "same", "action": "allow"}, {"name": "*", "action": "deny"})
+
+
+CE_CONTEXT = """
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: c, namespace: elsewhere}
+"""
+
+
+def test_ce_source_whose_name_another_namespace_has_fails_closed() -> None:
+    text = ROUTES + _target("t", "[{kind: TCPRoute, name: all}]",
+                            "[{kind: ServiceAccount, name: c, namespace: o}, "
+                            "{kind: ServiceAccount, name: d, namespace: o}]") + CE_CONTEXT
+    result = _run(text)
+    assert _sources(result) == [{"name": "d", "action": "allow"}, {"name": "*", "action": "deny"}]
+    [(_, field, message)] = _reasons_of(result, FindingReason.ACCESS_FAIL_CLOSED)
+    assert field == "spec.sources[0]"
+    assert "namespace(s) elsewhere also have a ServiceAccount or Service 'c'" in message
+    # Mirror mode tells them apart.
+    assert _sources(translate_yaml(text, "consul", MIRROR))[0] == {
+        "name": "c", "namespace": "o", "action": "allow"}
+
+
+def test_ce_destination_whose_name_another_namespace_has_gets_nothing_and_says_so() -> None:
+    text = ROUTES + _target("t", "[{kind: TCPRoute, name: all}]") + """
+---
+apiVersion: v1
+kind: Service
+metadata: {name: s, namespace: staging}
+"""
+    result = _run(text)
+    assert _objects(result, "ServiceIntentions") == []
+    [(_, field, message)] = _reasons_of(result, FindingReason.ACCESS_FAIL_CLOSED)
+    assert field == "spec.destination"
+    assert "staging" in message
+    assert "the ACL default policy" in message
+
+
+def test_ce_names_from_outside_the_input_count_too() -> None:
+    """The operator passes the cluster's names (other namespaces) as other_identities."""
+    text = ROUTES + _target("t", "[{kind: TCPRoute, name: all}]")
+    inputs = parse_documents(yamlio.load_documents("t.yaml", text))
+    outside = Inputs.of([*inputs.targets, *inputs.port_routes, *inputs.http_route_groups],
+                        {"c": ("o", "team-b")})
+    result = translate(outside, "consul")
+    assert _sources(result) == [{"name": "*", "action": "deny"}]
+    assert "team-b" in _reasons_of(result, FindingReason.ACCESS_FAIL_CLOSED)[0][2]
+
+
+def _workload(annotations: str = "", containers: str = "[{name: a, ports: [{containerPort: 80}]}]",
+              kind: str = "Deployment") -> str:
+    return f"""
+---
+apiVersion: apps/v1
+kind: {kind}
+metadata: {{name: w, namespace: ns}}
+spec:
+  selector: {{matchLabels: {{app: s}}}}
+  template:
+    metadata: {{labels: {{app: s}}, annotations: {{{annotations}}}}}
+    spec:
+      serviceAccountName: s
+      containers: {containers}
+"""
+
+
+TWO_CONTAINERS = ("[{name: a, ports: [{containerPort: 9000}, {name: admin, containerPort: 9001}]}, "
+                  "{name: b, ports: [{name: http, containerPort: 80}]}]")
+
+
+@pytest.mark.parametrize(("annotations", "containers", "mode", "ports"), [
+    ("", "[{name: a, ports: [{containerPort: 80}]}]", ConsulNamespaces.OFF, {80}),
+    # No annotation: the first port of the first container (consul-k8s's webhook default).
+    ("", TWO_CONTAINERS, ConsulNamespaces.OFF, {9000}),
+    # Enterprise registers every port of the first container.
+    ("", TWO_CONTAINERS, ConsulNamespaces.MIRROR, {9000, 9001}),
+    # The annotation names a container port (of any container), or a number.
+    ("consul.hashicorp.com/connect-service-port: http", TWO_CONTAINERS, ConsulNamespaces.OFF, {80}),
+    ("consul.hashicorp.com/connect-service-port: '8443'", TWO_CONTAINERS, ConsulNamespaces.OFF, {8443}),
+    ("consul.hashicorp.com/connect-service-port: 'admin,http'", TWO_CONTAINERS, ConsulNamespaces.OFF,
+     {9001}),
+    ("'consul.hashicorp.com/connect-service-port': 'admin,http', "
+     "'consul.hashicorp.com/connect-service-default-port': http", TWO_CONTAINERS,
+     ConsulNamespaces.OFF, {80}),
+    ("consul.hashicorp.com/connect-service-port: 'admin,http'", TWO_CONTAINERS,
+     ConsulNamespaces.MIRROR, {9001, 80}),
+    # Unresolvable or unknown: no ports known.
+    ("consul.hashicorp.com/connect-service-port: nope", TWO_CONTAINERS, ConsulNamespaces.OFF, None),
+    ("", "[{name: a}]", ConsulNamespaces.OFF, None),
+    ("consul.hashicorp.com/connect-service: other", TWO_CONTAINERS, ConsulNamespaces.OFF, None),
+])
+def test_registered_ports_follow_consul_k8s(annotations: str, containers: str, mode: ConsulNamespaces,
+                                             ports: set[int] | None) -> None:
+    inputs = parse_documents(yamlio.load_documents("t.yaml", _workload(annotations, containers)))
+    (w,) = inputs.workloads
+    found = _registered_ports(w, "s", mode)
+    if ports is None:
+        assert isinstance(found, str)
+    else:
+        assert isinstance(found, frozenset)
+        assert set(found) == ports
+
+
+@pytest.mark.parametrize(("route_ports", "allowed", "finding"), [
+    ("[5432]", True, None),
+    ("[5432, 9999]", True, None),  # containing the one port: exact
+    ("[9187]", False, "does not include; it grants nothing"),
+])
+def test_single_port_statefulset(route_ports: str, allowed: bool, finding: str | None) -> None:
+    text = f"""
+apiVersion: specs.smi-spec.io/v1alpha4
+kind: TCPRoute
+metadata: {{name: r, namespace: ns}}
+spec: {{matches: {{ports: {route_ports}}}}}
+""" + _target("t", "[{kind: TCPRoute, name: r}]") + _workload(
+        "", "[{name: pg, ports: [{containerPort: 5432}]}, {name: x, ports: [{containerPort: 9187}]}]",
+        "StatefulSet")
+    result = _run(text)
+    inputs = parse_documents(yamlio.load_documents("t.yaml", text))
+    req = Request(Identity("c", "o"), "ns", "s", {"app": "s"}, "TCP", 5432)
+    assert allows(list(result.objects), req) is allowed
+    assert smi_allows(inputs, req) is allowed
+    fails = _reasons_of(result, FindingReason.ACCESS_FAIL_CLOSED)
+    if finding is None:
+        assert fails == []
+    else:
+        [(_, _, message)] = fails
+        assert "receives mesh traffic on port(s) 5432 only" in message
+        assert finding in message
+
+
+def test_mirror_port_restriction_covering_some_registered_ports_fails_closed() -> None:
+    text = """
+apiVersion: specs.smi-spec.io/v1alpha4
+kind: TCPRoute
+metadata: {name: r, namespace: ns}
+spec: {matches: {ports: [9000]}}
+""" + _target("t", "[{kind: TCPRoute, name: r}]") + _workload("", TWO_CONTAINERS)
+    assert _sources(_run(text))[0] == {"name": "c", "action": "allow"}  # CE: 9000 only
+    mirror = translate_yaml(text, "consul", MIRROR)
+    assert _sources(mirror) == [{"name": "*", "namespace": "*", "action": "deny"}]
+    [(_, _, message)] = _reasons_of(mirror, FindingReason.ACCESS_FAIL_CLOSED)
+    assert "receives port(s) 9000, 9001" in message
+
+
+NOT_HTTP = """
+---
+apiVersion: v1
+kind: Service
+metadata: {name: s, namespace: ns}
+spec:
+  selector: {app: s}
+  ports: [{name: tcp-db, port: 5432}]
+"""
+
+
+@pytest.mark.parametrize("widen", [False, True])
+def test_http_rule_on_a_non_http_service_fails_closed_or_widens(widen: bool) -> None:
+    text = ROUTES + _target("t", "[{kind: HTTPRouteGroup, name: g}]") + NOT_HTTP
+    result = translate_yaml(text, "consul", Options(widen_l7_to_l4=widen))
+    reasons = {f.reason for f in result.findings}
+    if widen:
+        assert _sources(result)[0] == {"name": "c", "action": "allow"}
+        assert FindingReason.WIDENED in reasons
+        assert FindingReason.ACCESS_FAIL_CLOSED not in reasons
+    else:
+        assert _sources(result) == [{"name": "*", "action": "deny"}]
+        assert FindingReason.WIDENED not in reasons
+        assert "--widen-l7-to-l4 would grant it" in _reasons_of(
+            result, FindingReason.ACCESS_FAIL_CLOSED)[0][2]
+    # Widening never applies where L7 is possible.
+    http_ok = translate_yaml(ROUTES + _target("t", "[{kind: HTTPRouteGroup, name: g}]"), "consul",
+                             Options(widen_l7_to_l4=True))
+    assert "permissions" in _sources(http_ok)[0]
+    assert all(f.reason is not FindingReason.WIDENED for f in http_ok.findings)
+
+
+def test_prerequisites_are_reported_once_per_run() -> None:
+    text = (ROUTES + _target("a", "[{kind: HTTPRouteGroup, name: g}]")
+            + _target("b", "[{kind: HTTPRouteGroup, name: g}]", dest="t")
+            + "\n---" + _split([1, 1]))
+    result = _run(text)
+    prereqs = [f for f in result.findings if f.reason is FindingReason.PREREQUISITE]
+    assert len(prereqs) == 3  # protocol, service-ignore label, ACLs
+    protocol = [f.message for f in prereqs if "HTTP-based protocol" in f.message]
+    assert len(protocol) == 1
+    assert protocol[0].endswith("ns/b0 (http), ns/b1 (http), ns/root (http), ns/s (http), ns/t (http)")
+
+
+@pytest.mark.parametrize("case", golden.cases("consul"), ids=lambda c: c.id)
+def test_golden_outputs_pass_consul_k8s_admission(case: golden.Case) -> None:
+    """consul-k8s's webhooks (tests/meshrules/consul.py) admit every golden output in its mode."""
+    mode = case.options().consul_namespaces.value
+    verdicts = consul_rules.validate_batch(case.expected_objects(), mode=mode)
+    assert [v.errors for v in verdicts if not v.allowed] == []
 
 
 def test_translation_never_allows_what_smi_denies_on_a_grid() -> None:
     text = (ROUTES + _target("a", "[{kind: HTTPRouteGroup, name: g}]")
             + _target("b", "[{kind: TCPRoute, name: p80}]",
-                      "[{kind: ServiceAccount, name: d, namespace: ns}]"))
+                      "[{kind: ServiceAccount, name: d, namespace: ns}]")
+            + _workload("", "[{name: a, ports: [{containerPort: 80}]}]"))
     inputs = parse_documents(yamlio.load_documents("test.yaml", text))
-    objects = list(translate(inputs, "consul").objects)
     sources = [Identity("c", "o"), Identity("d", "ns"), Identity("c", "ns")]
     https = [None, HttpRequest("GET", "/api/x"), HttpRequest("POST", "/api"),
              HttpRequest("GET", "/x/api")]
-    allowed = 0
-    for src in sources:
-        for port in (80, 81):
-            for http in https:
-                for proto in ("TCP", "UDP"):
-                    req = Request(src, "ns", "s", {}, proto, port, http)
-                    if allows(objects, req):
-                        allowed += 1
-                        assert smi_allows(inputs, req), req
-    assert allowed == 2  # c.o: GET /api/x on both ports; d.ns's port-80 grant failed closed
+    for mode, expected in ((ConsulNamespaces.MIRROR, 5), (ConsulNamespaces.OFF, 5)):
+        objects = list(translate(inputs, "consul", Options(consul_namespaces=mode)).objects)
+        allowed = 0
+        for src in sources:
+            if mode is ConsulNamespaces.OFF and src not in (Identity("c", "o"), Identity("d", "ns")):
+                continue  # CE cannot tell c.ns from c.o; c.ns is no identity of the input
+            for port in (80, 81):
+                for http in https:
+                    for proto in ("TCP", "UDP"):
+                        req = Request(src, "ns", "s", {"app": "s"}, proto, port, http)
+                        if allows(objects, req, namespaces=mode.value, service_ports={80}):
+                            allowed += 1
+                            assert smi_allows(inputs, req), req
+        # c.o: GET /api/x; d.ns: anything on port 80, the only port Consul service s has
+        assert allowed == expected, mode

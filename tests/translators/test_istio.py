@@ -13,7 +13,7 @@ from smi2mesh.model import Identity
 from smi2mesh.translate import translate
 from smi2mesh.translators.base import Options, TranslationResult
 from tests.access import HttpRequest, Request, smi_allows
-from tests.access.istio import allows
+from tests.access.istio import allows, default_denies
 from tests.translators.helpers import translate_yaml
 
 WORKLOAD = """
@@ -152,10 +152,56 @@ def test_several_selectors_get_one_policy_each() -> None:
         {"app": "api"}, {"app": "api2"}]
 
 
-def test_no_workload_no_policy() -> None:
+def test_no_workload_no_policy_and_the_finding_names_istio_s_default() -> None:
     result = _run(_target("  - {name: m}").replace(WORKLOAD, ""))
     assert result.objects == ()
-    assert [f.reason for f in result.findings] == [FindingReason.UNRESOLVED_REFERENCE]
+    [finding] = result.findings
+    assert finding.reason is FindingReason.UNRESOLVED_REFERENCE
+    assert "Istio's default applies to them: allow" in finding.message
+
+
+def _req(src: str = "web", method: str = "GET", path: str = "/a", port: int = 80) -> Request:
+    return Request(Identity(src, "ns"), "ns", "api", {"app": "api"}, "TCP", port,
+                   HttpRequest(method, path))
+
+
+@pytest.mark.parametrize("rule", [
+    "- {kind: HTTPRouteGroup, name: missing}",  # unresolved
+    "- {kind: HTTPRouteGroup, name: g, matches: [nope]}",  # unknown match
+    "- {kind: HTTPRouteGroup, name: g}",  # every match inexpressible (a path regex)
+])
+def test_every_rule_failing_closed_still_denies_by_default(rule: str) -> None:
+    result = _run(_target("  - {name: m, pathRegex: '/v[0-9]+'}", rule))
+    [policy] = result.objects
+    assert policy["spec"] == {"selector": {"matchLabels": {"app": "api"}}, "action": "ALLOW"}
+    objects = list(result.objects)
+    assert default_denies(objects, _req())
+    assert not allows(objects, _req())
+    assert not allows(objects, _req(path="/v1"))
+    assert result.findings  # what failed is reported
+    assert not any("Istio's default" in f.message for f in result.findings)
+
+
+def test_no_sources_still_denies_by_default() -> None:
+    text = _target("  - {name: m}").replace(
+        "  sources: [{kind: ServiceAccount, name: web, namespace: ns}]\n", "")
+    result = _run(text)
+    [policy] = result.objects
+    assert "rules" not in policy["spec"]
+    assert default_denies(list(result.objects), _req())
+    assert [f.message for f in result.findings] == ["no sources: the TrafficTarget grants nothing"]
+
+
+def test_ambiguous_pods_get_no_policy_and_the_finding_names_istio_s_default() -> None:
+    other = WORKLOAD.replace("name: api, namespace", "name: other, namespace").replace(
+        "serviceAccountName: api", "serviceAccountName: other").replace(
+        "matchLabels: {app: api}", "matchLabels: {app: api, track: x}")
+    result = _run(_target("  - {name: m}") + "---" + other)
+    assert result.objects == ()
+    [finding] = result.findings
+    assert finding.reason is FindingReason.AMBIGUOUS_SELECTOR
+    assert "Istio's default applies to them: allow" in finding.message
+    assert not default_denies(list(result.objects), _req())
 
 
 SPLIT = """

@@ -227,31 +227,42 @@ spec:
 {extra}"""
 
 
+DENY = {"targetRef": {"kind": "Dataplane", "labels": {"k8s.kuma.io/service-account": "dest"}},
+        "rules": [{"default": {"deny": [{"spiffeID": {"type": "Exact", "value": "spiffe://cluster.local"}}]}}]}
+
+
+def _by_name(result: TranslationResult) -> dict[str, dict[str, Any]]:
+    return {o["metadata"]["name"]: o for o in _kind(result, "MeshTrafficPermission")}
+
+
 def test_all_port_tcp_target_allows_by_spiffe_id() -> None:
     result = _run(_target("{kind: TCPRoute, name: all}"), Options(trust_domain="prod.example"))
-    (mtp,) = _kind(result, "MeshTrafficPermission")
-    assert mtp["metadata"]["namespace"] == "ns"
-    assert mtp["spec"] == {
+    mtps = _by_name(result)
+    assert sorted(mtps) == ["dest-smi-default-deny", "tt"]
+    assert mtps["tt"]["metadata"]["namespace"] == "ns"
+    assert mtps["tt"]["spec"] == {
         "targetRef": {"kind": "Dataplane", "labels": {"k8s.kuma.io/service-account": "dest"}},
         "rules": [{"default": {"allow": [
             {"spiffeID": {"type": "Exact", "value": "spiffe://prod.example/ns/other/sa/src"}}]}}],
     }
+    assert mtps["dest-smi-default-deny"]["spec"]["rules"][0]["default"]["deny"] == [
+        {"spiffeID": {"type": "Exact", "value": "spiffe://prod.example"}}]
     assert _reasons(result) == [("spec.sources", FindingReason.PREREQUISITE)]
     r = Request(Identity("src", "other"), "ns", "dest", {}, "TCP", 9999)
     assert allows(list(result.objects), r, trust_domain="prod.example")
 
 
 @pytest.mark.parametrize(("rules", "field"), [
-    ("{kind: TCPRoute, name: some}", "spec.rules[0]"),  # port-scoped
+    ("{kind: TCPRoute, name: some}", "spec.rules[0]"),  # port-scoped, inbounds unknown
     ("{kind: HTTPRouteGroup, name: g}", "spec.rules[0]"),  # even a catch-all HTTP match
     ("{kind: TCPRoute, name: all}, {kind: HTTPRouteGroup, name: g}", "spec.rules[1]"),  # HTTP scoped by TCP
 ])
-def test_narrower_grants_fail_closed(rules: str, field: str) -> None:
+def test_narrower_grants_fail_closed_behind_a_deny_by_default(rules: str, field: str) -> None:
     result = _run(_target(rules))
-    assert result.objects == ()
+    assert [o["spec"] for o in result.objects] == [DENY]
     assert (field, FindingReason.ACCESS_FAIL_CLOSED) in _reasons(result)
     # A plain TCP connection on the granted port is not allowed by SMI for HTTP
-    # rules, and Kuma gets no policy at all: nothing is broader than SMI.
+    # rules, and Kuma allows nothing: nothing is broader than SMI.
     inputs = parse_documents(yamlio.load_documents("t.yaml", _target(rules)))
     r = Request(Identity("src", "other"), "ns", "dest", {}, "TCP", 8080, HttpRequest("GET", "/"))
     assert not allows(list(result.objects), r)
@@ -270,14 +281,99 @@ spec:
   rules: [{kind: TCPRoute, name: all}]
 """
     result = _run(text)
-    assert result.objects == ()
-    assert _reasons(result) == [("spec.destination.port", FindingReason.ACCESS_FAIL_CLOSED)]
+    assert [o["spec"] for o in result.objects] == [DENY]
+    # The deny-by-default needs mTLS as much as an allow does.
+    assert _reasons(result) == [("spec.destination.port", FindingReason.ACCESS_FAIL_CLOSED),
+                                ("spec.sources", FindingReason.PREREQUISITE)]
 
 
-def test_invalid_trust_domain_fails_closed() -> None:
+def test_invalid_trust_domain_fails_closed_and_names_kumas_default() -> None:
     result = _run(_target("{kind: TCPRoute, name: all}"), Options(trust_domain="Not Valid"))
     assert result.objects == ()
-    assert _reasons(result) == [("spec.sources", FindingReason.ACCESS_FAIL_CLOSED)]
+    assert _reasons(result) == [("spec.destination", FindingReason.ACCESS_FAIL_CLOSED),
+                                ("spec.sources", FindingReason.ACCESS_FAIL_CLOSED)]
+    assert "Kuma's default applies" in result.findings[0].message
+
+
+def _pods(containers: str, services: str) -> str:
+    out = f"""
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: dest, namespace: ns}}
+spec:
+  selector: {{matchLabels: {{app: dest}}}}
+  template:
+    metadata: {{labels: {{app: dest}}}}
+    spec:
+      serviceAccountName: dest
+      containers: [{{name: c, ports: {containers}}}]
+"""
+    for i, ports in enumerate(services.split(";") if services else []):
+        out += f"""
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: svc{i}, namespace: ns}}
+spec:
+  selector: {{app: dest}}
+  ports: {ports}
+"""
+    return out
+
+
+@pytest.mark.parametrize(("containers", "services", "expected"), [
+    # the only inbound is inside the restriction: one Dataplane-wide policy
+    ("[{containerPort: 8080}]", "[{port: 80, targetPort: 8080}]", {"tt": None}),
+    # two inbounds, one granted: by sectionName, the port number when unnamed
+    ("[{containerPort: 8080}, {containerPort: 9090}]", "[{port: 8080}, {port: 9090, name: m}]",
+     {"tt-8080": "8080"}),
+    # a named container port: its name
+    ("[{name: web, containerPort: 8080}, {containerPort: 9090}]",
+     "[{port: 80, targetPort: web}, {port: 9090, name: m}]", {"tt-8080": "web"}),
+    # a numeric targetPort still takes the container port's name
+    ("[{name: web, containerPort: 8080}, {containerPort: 9090}]",
+     "[{port: 80, targetPort: 8080}, {port: 9090, name: m}]", {"tt-8080": "web"}),
+    # the name also names another port on these pods: no sectionName is exact
+    ("[{name: '9090', containerPort: 8080}, {containerPort: 9090}]",
+     "[{port: 80, targetPort: 8080}, {port: 9090, name: m}]", {}),
+    # 8080 is no inbound (no Service port reaches it)
+    ("[{containerPort: 8080}, {containerPort: 9090}]", "[{port: 9090}]", {}),
+    # a Service's named targetPort no container carries makes no inbound
+    ("[{containerPort: 8080}]", "[{port: 80, targetPort: missing}, {port: 8080}]", {"tt": None}),
+])
+def test_port_restriction_is_exact_by_inbounds(containers: str, services: str,
+                                               expected: dict[str, str | None]) -> None:
+    result = _run(_target("{kind: TCPRoute, name: some}", _pods(containers, services)))
+    mtps = _by_name(result)
+    assert mtps.pop("dest-smi-default-deny")["spec"] == DENY
+    assert {n: o["spec"]["targetRef"].get("sectionName") for n, o in mtps.items()} == expected
+    fails = [r for r in _reasons(result) if r[1] is FindingReason.ACCESS_FAIL_CLOSED]
+    assert bool(fails) is (not expected)
+
+
+def test_port_restriction_without_services_stays_closed() -> None:
+    result = _run(_target("{kind: TCPRoute, name: some}", _pods("[{containerPort: 8080}]", "")))
+    assert [o["spec"] for o in result.objects] == [DENY]
+    [fail] = [f for f in result.findings if f.reason is FindingReason.ACCESS_FAIL_CLOSED]
+    assert "no Service in the input selects the pods of Deployment ns/dest" in fail.message
+
+
+def test_widening_grants_http_rules_at_l4_and_reports_each() -> None:
+    text = _target("{kind: HTTPRouteGroup, name: g}")
+    result = _run(text, Options(widen_l7_to_l4=True))
+    assert _by_name(result)["tt"]["spec"]["rules"][0]["default"]["allow"] == [
+        {"spiffeID": {"type": "Exact", "value": "spiffe://cluster.local/ns/other/sa/src"}}]
+    assert ("spec.rules[0]", FindingReason.WIDENED) in _reasons(result)
+    # Still never for UDP.
+    udp = _run(ROUTES + """
+---
+apiVersion: specs.smi-spec.io/v1alpha4
+kind: UDPRoute
+metadata: {name: u, namespace: ns}
+spec: {}
+""" + _target("{kind: UDPRoute, name: u}").removeprefix(ROUTES), Options(widen_l7_to_l4=True))
+    assert "tt" not in _by_name(udp)
 
 
 def test_output_is_deterministic() -> None:

@@ -12,7 +12,7 @@ from smi2mesh.model import HeaderMatch, HTTPMatch, Identity
 from smi2mesh.translators import linkerd
 from smi2mesh.translators.base import SOURCE_ANNOTATION, TranslationResult
 from tests.access import HttpRequest, Request, smi_allows
-from tests.access.linkerd import allows, path_match, request_match
+from tests.access.linkerd import allows, default_denies, path_match, request_match
 from tests.translators.helpers import translate_yaml
 
 WORKLOAD = """
@@ -123,7 +123,44 @@ def test_no_catch_all_route_without_l4_grant() -> None:
     assert FindingReason.PREREQUISITE in _reasons(result)  # kubelet probes
 
 
-def test_all_ports_fails_closed_and_udp_is_reported() -> None:
+# The destination declares 8080 (named "web") and 9090; its Service adds 80 -> "web"
+# and 7000 -> 7000; the proxy's own port must not get a Server.
+DECLARED = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: api, namespace: ns}
+spec:
+  selector:
+    matchLabels: {app: api}
+  template:
+    metadata:
+      labels: {app: api}
+    spec:
+      serviceAccountName: api
+      containers:
+      - name: app
+        image: x
+        ports: [{name: web, containerPort: 8080}, {containerPort: 9090},
+                {name: dns, containerPort: 53, protocol: UDP}]
+      - name: linkerd-proxy
+        image: y
+        ports: [{name: linkerd-admin, containerPort: 4191}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: api, namespace: ns}
+spec:
+  selector: {app: api}
+  ports: [{name: http, port: 80, targetPort: web}, {name: tcp, port: 7000},
+          {name: gone, port: 81, targetPort: missing}]
+"""
+
+
+def _ports(result: TranslationResult) -> list[int]:
+    return sorted(o["spec"]["port"] for o in _of(result, "Server"))
+
+
+def test_port_less_grants_without_known_ports_say_linkerd_s_default_applies() -> None:
     text = WORKLOAD + """---
 apiVersion: specs.smi-spec.io/v1alpha4
 kind: TCPRoute
@@ -139,17 +176,94 @@ spec:
 """ + _target("t", "c", "  - {kind: TCPRoute, name: any}\n  - {kind: UDPRoute, name: dns}")
     result = _run(text)
     assert result.objects == ()
-    by_reason = {f.reason: f.field for f in result.findings}
-    assert by_reason == {FindingReason.ACCESS_FAIL_CLOSED: "spec.rules[0]",
-                         FindingReason.NOT_EXPRESSIBLE: "spec.rules[1]"}
+    by_reason = {f.reason: f for f in result.findings}
+    assert set(by_reason) == {FindingReason.UNRESOLVED_REFERENCE, FindingReason.NOT_EXPRESSIBLE}
+    assert by_reason[FindingReason.NOT_EXPRESSIBLE].field == "spec.rules[1]"
+    unselectable = by_reason[FindingReason.UNRESOLVED_REFERENCE]
+    assert unselectable.field == "spec.destination"
+    assert "no TCP port is known" in unselectable.message
+    assert "Linkerd's default inbound policy applies to them: all-unauthenticated" in unselectable.message
+    assert not any("nothing is allowed" in f.message for f in result.findings)
 
 
-def test_http_grant_without_port_scope_fails_closed() -> None:
-    text = WORKLOAD + _group("  - {name: get, pathRegex: /a}") \
+def test_http_grant_without_ports_gets_a_deny_server_on_every_known_port() -> None:
+    text = DECLARED + _group("  - {name: get, pathRegex: /a, methods: [GET]}") \
         + _target("t", "c", "  - {kind: HTTPRouteGroup, name: g}")
     result = _run(text)
-    assert result.objects == ()
-    assert _reasons(result) == [FindingReason.ACCESS_FAIL_CLOSED]
+    # 8080 and 9090 declared, 80 -> web = 8080, 7000 from the Service; no UDP 53, no 4191.
+    assert _ports(result) == [7000, 8080, 9090]
+    assert all(o["spec"]["accessPolicy"] == "deny" for o in _of(result, "Server"))
+    routes = {o["metadata"]["name"]: o["spec"]["parentRefs"][0]["name"] for o in _of(result, "HTTPRoute")}
+    assert routes == {"t-api-7000-authz": "api-7000", "t-api-8080-authz": "api-8080",
+                      "t-api-9090-authz": "api-9090"}
+    targets = sorted(o["spec"]["targetRef"]["name"] for o in _of(result, "AuthorizationPolicy"))
+    assert targets == sorted(routes)
+    [coverage] = [f for f in result.findings if f.reason is FindingReason.ACCESS_FAIL_CLOSED]
+    assert coverage.field == "spec.rules"
+    assert "(7000, 8080, 9090)" in coverage.message
+    assert "not covered" in coverage.message
+    [missing] = [f for f in result.findings if f.reason is FindingReason.UNRESOLVED_REFERENCE]
+    assert "targetPort 'missing'" in missing.message
+
+    objects = list(result.objects)
+    inputs = parse_documents(yamlio.load_documents("test.yaml", text))
+    for port in (7000, 8080, 9090):
+        for r, expected in [(_req("c", "GET", "/a", port=port), True),
+                            (_req("c", "POST", "/a", port=port), False),
+                            (_req("other", "GET", "/a", port=port), False),
+                            (_req("c", port=port), False)]:
+            assert allows(objects, r) is expected, r
+            assert smi_allows(inputs, r) is expected, r
+            assert default_denies(objects, r), r
+    # Undeclared ports are left to Linkerd's default, as the finding says.
+    assert not default_denies(objects, _req("c", "GET", "/a", port=4191))
+
+
+def test_every_grant_failing_still_denies_on_every_known_port() -> None:
+    text = DECLARED + _target("t", "c", "  - {kind: HTTPRouteGroup, name: does-not-exist}")
+    result = _run(text)
+    assert {o["kind"] for o in result.objects} == {"Server"}
+    assert _ports(result) == [7000, 8080, 9090]
+    assert all(o["spec"]["accessPolicy"] == "deny" for o in result.objects)
+    for port in (7000, 8080, 9090):
+        assert default_denies(list(result.objects), _req("c", "GET", "/a", port=port))
+        assert not allows(list(result.objects), _req("c", "GET", "/a", port=port))
+
+
+def test_port_less_http_rules_skip_default_opaque_ports() -> None:
+    db = DECLARED.replace("{containerPort: 9090}", "{containerPort: 5432}")
+    result = _run(db + _group("  - {name: get, pathRegex: /a}")
+                  + _target("t", "c", "  - {kind: HTTPRouteGroup, name: g}"))
+    protocols = {o["spec"]["port"]: o["spec"]["proxyProtocol"] for o in _of(result, "Server")}
+    assert protocols == {5432: "opaque", 7000: "unknown", 8080: "unknown"}
+    parents = sorted(o["spec"]["parentRefs"][0]["name"] for o in _of(result, "HTTPRoute"))
+    assert parents == ["api-7000", "api-8080"]
+    [coverage] = [f for f in result.findings if f.reason is FindingReason.ACCESS_FAIL_CLOSED]
+    assert "(7000, 8080)" in coverage.message
+    assert "not on 5432" in coverage.message
+    assert default_denies(list(result.objects), _req("c", "GET", "/a", port=5432))
+    assert not allows(list(result.objects), _req("c", "GET", "/a", port=5432))
+
+
+def test_named_ports_of_other_grants_are_known_ports_too() -> None:
+    # No declared port, but the L4 rule names 80: the port-less HTTP grant is exact there.
+    text = WORKLOAD + _group("  - {name: get, pathRegex: /a}") + _target("l4", "c", L4) \
+        + _target("web", "d", "  - {kind: HTTPRouteGroup, name: g}")
+    result = _run(text)
+    assert _ports(result) == [80]
+    assert allows(list(result.objects), _req("d", "GET", "/a"))
+    assert not allows(list(result.objects), _req("d", "GET", "/b"))
+
+
+def test_the_pods_own_default_policy_annotation_is_named() -> None:
+    annotated = WORKLOAD.replace("labels: {app: api}\n    spec:",
+                                 "labels: {app: api}\n      annotations:\n"
+                                 "        config.linkerd.io/default-inbound-policy: deny\n    spec:")
+    assert annotated != WORKLOAD
+    result = _run(annotated + _group("  - {name: get}")
+                  + _target("t", "c", "  - {kind: HTTPRouteGroup, name: g}"))
+    [finding] = result.findings
+    assert "deny, from the pods' config.linkerd.io/default-inbound-policy annotation" in finding.message
 
 
 def test_regexes_are_anchored_for_linkerd_search_semantics() -> None:
@@ -269,7 +383,8 @@ spec:
     [split] = _of(first, "HTTPRoute", "gateway.networking.k8s.io")
     assert split["spec"]["parentRefs"] == [{"group": "", "kind": "Service", "name": "api", "port": 80}]
     assert [b["weight"] for b in split["spec"]["rules"][0]["backendRefs"]] == [1, 3]
-    assert not linkerd._RUNS  # per-run state is dropped after finish()
+    # Per-run state ends with the run: a later run without targets emits no Server.
+    assert _of(_run(WORKLOAD), "Server") == []
 
 
 def test_catch_all_match_tying_with_the_l4_route_is_reported() -> None:

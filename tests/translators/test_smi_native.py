@@ -13,7 +13,16 @@ from hypothesis import strategies as st
 from smi2mesh import cli
 from smi2mesh.findings import FindingReason
 from smi2mesh.inputs import parse_documents
-from smi2mesh.model import Backend, Inputs, Meta, RouteRef, SmiKind, TrafficSplit
+from smi2mesh.model import (
+    Backend,
+    HTTPMatch,
+    HTTPRouteGroup,
+    Inputs,
+    Meta,
+    RouteRef,
+    SmiKind,
+    TrafficSplit,
+)
 from smi2mesh.translate import translate
 from smi2mesh.translators.base import Options
 from smi2mesh.translators.smi_native import PROFILES, SERVED, parse_versions
@@ -73,7 +82,9 @@ splits = st.builds(
 @given(split=splits, versions=st.sampled_from(ALL_VERSIONS))
 def test_split_weights_keep_exact_ratios_in_every_version(split: TrafficSplit,
                                                           versions: dict[str, str]) -> None:
-    out, _ = convert(Inputs(splits=(split,)), versions)
+    group = HTTPRouteGroup(Meta("g", "n"), "specs.smi-spec.io/v1alpha4", "spec.", (),
+                           matches=(HTTPMatch("m", ("GET",)),))
+    out, _ = convert(Inputs(splits=(split,), http_route_groups=(group,)), versions)
     if split.matches and versions["split"] in ("v1alpha1", "v1alpha2"):
         assert out.splits == ()  # never written without its matches
         return
@@ -207,3 +218,113 @@ def test_every_case_into_every_version_keeps_or_narrows_access() -> None:
                     allowed_and_compared += before
     # The comparison must not be vacuous: many allowed requests were compared exactly.
     assert allowed_and_compared > 1000
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data(), versions=st.sampled_from(ALL_VERSIONS))
+def test_no_traffic_target_is_written_with_empty_rules_or_sources(data: st.DataObject,
+                                                                  versions: dict[str, str]) -> None:
+    """Traefik Mesh reads ``rules: []`` as allow-all: an empty list is never written."""
+    inputs = data.draw(worlds())
+    opts = dict(versions, udp="v1alpha4" if versions["specs"] == "v1alpha4" else "")
+    for obj in translate(inputs, "smi", Options(smi_versions=opts)).objects:
+        if obj["kind"] == "TrafficTarget":
+            body = obj if versions["access"] == "v1alpha1" else obj["spec"]
+            assert body["sources"], obj
+            assert body["specs" if versions["access"] == "v1alpha1" else "rules"], obj
+
+
+TARGET = """
+apiVersion: access.smi-spec.io/{version}
+kind: TrafficTarget
+metadata:
+  name: {name}
+  namespace: q
+  annotations:
+    kubectl.kubernetes.io/last-applied-configuration: '{{"kind":"TrafficTarget"}}'
+    owner: team-q
+spec:
+  destination: {{kind: ServiceAccount, name: broker, namespace: q{port}}}
+  sources: {sources}
+  rules: {rules}
+"""
+ROUTE = """
+apiVersion: specs.smi-spec.io/v1alpha4
+kind: TCPRoute
+metadata: {name: ports, namespace: q}
+spec: {matches: {ports: [5672, 15672]}}
+"""
+
+
+def _target(name: str = "t", *, version: str = "v1alpha3", port: str = "",
+            sources: str = "[{kind: ServiceAccount, name: w, namespace: q}]",
+            rules: str = "[{kind: TCPRoute, name: ports}]") -> str:
+    return TARGET.format(version=version, name=name, port=port, sources=sources, rules=rules)
+
+
+def _smi(text: str, profile: str) -> tuple[list[Any], list[tuple[str, str, str]]]:
+    inputs = parse_documents(yamlio_docs(text))
+    result = translate(inputs, "smi", Options(smi_versions=PROFILES[profile]))
+    return list(result.objects), [(f.name, f.field, f.reason.value) for f in result.findings]
+
+
+def yamlio_docs(text: str) -> list[tuple[str, Any]]:
+    return [(f"t:{i}", d) for i, d in enumerate(yaml.safe_load_all(text)) if d]
+
+
+@pytest.mark.parametrize("profile", list(PROFILES))
+@pytest.mark.parametrize(("kwargs", "field"), [
+    ({"rules": "[]"}, "spec.rules"),
+    ({"sources": "[]"}, "spec.sources"),
+])
+def test_a_target_allowing_nothing_is_not_written(profile: str, kwargs: dict[str, str],
+                                                  field: str) -> None:
+    objects, findings = _smi(ROUTE + "---" + _target(**kwargs), profile)
+    assert [o["kind"] for o in objects] == ["TCPRoute"]
+    assert ("t", field, "AccessFailClosed") in findings
+
+
+def test_a_multi_port_route_becomes_one_target_per_port_for_traefik() -> None:
+    objects, findings = _smi(ROUTE + "---" + _target(), "traefik")
+    targets = [o for o in objects if o["kind"] == "TrafficTarget"]
+    assert [(o["metadata"]["name"], o["spec"]["destination"]["port"]) for o in targets] == [
+        ("t-15672", 15672), ("t-5672", 5672)]
+    for o in targets:
+        assert o["apiVersion"] == "access.smi-spec.io/v1alpha2"
+        assert o["spec"]["rules"] == [{"kind": "TCPRoute", "name": "ports"}]
+        assert o["metadata"]["annotations"] == {"owner": "team-q",
+                                                "smi2mesh.io/source": "TrafficTarget/q/t"}
+    assert ("t", "spec.rules", "Rewritten") in findings
+    assert not any(reason == "AccessFailClosed" for *_, reason in findings)
+
+
+def test_a_destination_port_inside_the_route_ports_is_kept_as_it_is() -> None:
+    objects, findings = _smi(ROUTE + "---" + _target(version="v1alpha2", port=", port: 5672"),
+                             "traefik")
+    (target,) = [o for o in objects if o["kind"] == "TrafficTarget"]
+    assert (target["metadata"]["name"], target["spec"]["destination"]["port"]) == ("t", 5672)
+    assert [f for f in findings if f[0] == "t"] == []
+
+
+def test_a_destination_port_outside_the_route_ports_allows_nothing() -> None:
+    objects, findings = _smi(ROUTE + "---" + _target(version="v1alpha2", port=", port: 80"),
+                             "traefik")
+    assert [o["kind"] for o in objects] == ["TCPRoute"]
+    assert ("t", "spec.rules", "AccessFailClosed") in findings
+
+
+def test_per_port_names_the_api_server_would_refuse_are_not_written() -> None:
+    name = "t" * 250
+    objects, findings = _smi(ROUTE + "---" + _target(name), "traefik")
+    assert [o["kind"] for o in objects] == ["TCPRoute"]
+    assert (name, "spec.rules", "AccessFailClosed") in findings
+
+
+@pytest.mark.parametrize("profile", list(PROFILES))
+def test_last_applied_configuration_is_not_copied(profile: str) -> None:
+    objects, _ = _smi(ROUTE + "---" + _target(), profile)
+    targets = [o for o in objects if o["kind"] == "TrafficTarget"]
+    assert targets
+    for o in targets:
+        assert "kubectl.kubernetes.io/last-applied-configuration" not in o["metadata"]["annotations"]
+        assert o["metadata"]["annotations"]["owner"] == "team-q"

@@ -107,9 +107,10 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | 
   resources: ["httproutegroups/status", "tcproutes/status", "udproutes/status"]
   verbs: ["patch"]
 # Services give route ports; pods carry the labels of the ServiceAccounts' workloads
-# that Istio and Linkerd policies select.
+# that Istio and Linkerd policies select. ServiceAccount names tell whether a Consul
+# CE source name is unique across namespaces (names only; no token is read).
 - apiGroups: [""]
-  resources: ["services", "pods"]
+  resources: ["services", "pods", "serviceaccounts"]
   verbs: ["get", "list", "watch"]
 # Workload pod templates resolve a ServiceAccount to pod labels before pods exist.
 - apiGroups: ["apps"]
