@@ -10,6 +10,7 @@ import argparse
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from smi2mesh.translators import TRANSLATORS, profiles
 from smi2mesh.translators.base import ConsulNamespaces, Options
@@ -35,7 +36,14 @@ class OperatorConfig:
     enabled_meshes: frozenset[str] = field(default_factory=frozenset)
     metrics_port: int = 8080
     health_port: int = 8081
-    peering: str = ""  # kopf peering name; empty: standalone
+    # Leader election on a Lease (smi2mesh.operator.election): every replica watches,
+    # only the holder writes. Namespace None: the pod's own namespace, else "default".
+    leader_election: bool = True
+    leader_election_namespace: str | None = None
+    leader_election_lease: str = "smi2mesh"
+    lease_duration: float = 15.0
+    renew_deadline: float = 10.0
+    retry_period: float = 2.0
     log_level: str = "info"
     resync_seconds: float = 300.0
     # How often served kinds are re-read, so mesh CRDs installed later are used.
@@ -80,8 +88,23 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                         help="Prometheus /metrics port (default 8080) [SMI2MESH_METRICS_PORT]")
     parser.add_argument("--health-port", type=int, metavar="P",
                         help="/healthz and /readyz port (default 8081) [SMI2MESH_HEALTH_PORT]")
-    parser.add_argument("--peering", metavar="NAME",
-                        help="kopf peering name, to guard against a second copy [SMI2MESH_PEERING]")
+    parser.add_argument("--leader-election", action=argparse.BooleanOptionalAction, default=None,
+                        help="elect one writer among replicas on a Lease; the others keep a warm "
+                             "cache (default on) [SMI2MESH_LEADER_ELECTION]")
+    parser.add_argument("--leader-election-namespace", metavar="NS",
+                        help="namespace of the Lease (default: the pod's own namespace in a "
+                             "cluster, else default) [SMI2MESH_LEADER_ELECTION_NAMESPACE]")
+    parser.add_argument("--leader-election-lease", metavar="NAME",
+                        help="name of the Lease; one per installation (default smi2mesh) "
+                             "[SMI2MESH_LEADER_ELECTION_LEASE]")
+    parser.add_argument("--lease-duration", type=float, metavar="S",
+                        help="seconds a standby waits on an unrenewed Lease before taking it "
+                             "(default 15) [SMI2MESH_LEASE_DURATION]")
+    parser.add_argument("--renew-deadline", type=float, metavar="S",
+                        help="seconds the leader keeps writing without a successful renewal "
+                             "(default 10) [SMI2MESH_RENEW_DEADLINE]")
+    parser.add_argument("--retry-period", type=float, metavar="S",
+                        help="seconds between election rounds (default 2) [SMI2MESH_RETRY_PERIOD]")
     parser.add_argument("--log-level", choices=["debug", "info", "warning", "error"],
                         help="log level (default info) [SMI2MESH_LOG_LEVEL]")
     parser.add_argument("--mesh-version", action="append", default=[], metavar="[MESH=]V",
@@ -111,6 +134,44 @@ def _port(value: object, name: str) -> int:
     if not 1 <= port <= 65535:
         raise ConfigError(f"{name}: {port} is out of range 1-65535")
     return port
+
+
+def _seconds(flag: float | None, env: Mapping[str, str], name: str, default: float) -> float:
+    if flag is not None:
+        return float(flag)
+    raw = env.get(name, "")
+    try:
+        return float(raw) if raw.strip() else default
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {raw!r} is not a number of seconds") from exc
+
+
+def _election(args: argparse.Namespace, env: Mapping[str, str]) -> dict[str, Any]:
+    """The leader-election fields, validated (the timings must be able to fence)."""
+    flag = getattr(args, "leader_election", None)
+    raw = env.get("SMI2MESH_LEADER_ELECTION", "").strip().lower()
+    if raw not in ("", "true", "false"):
+        raise ConfigError(f"SMI2MESH_LEADER_ELECTION: {raw!r} is not true or false")
+    timing = {
+        "lease_duration": _seconds(getattr(args, "lease_duration", None), env,
+                                   "SMI2MESH_LEASE_DURATION", 15.0),
+        "renew_deadline": _seconds(getattr(args, "renew_deadline", None), env,
+                                   "SMI2MESH_RENEW_DEADLINE", 10.0),
+        "retry_period": _seconds(getattr(args, "retry_period", None), env, "SMI2MESH_RETRY_PERIOD", 2.0),
+    }
+    lease, deadline, retry = timing["lease_duration"], timing["renew_deadline"], timing["retry_period"]
+    if min(lease, deadline, retry) <= 0:
+        raise ConfigError("--lease-duration, --renew-deadline and --retry-period must be positive")
+    if not lease > deadline > retry:
+        raise ConfigError(f"leader election needs --lease-duration ({lease:g}) > --renew-deadline "
+                          f"({deadline:g}) > --retry-period ({retry:g}): the leader must stop "
+                          "writing before a standby may take over")
+    return {"leader_election": flag if flag is not None else raw != "false",
+            "leader_election_namespace": getattr(args, "leader_election_namespace", None)
+            or env.get("SMI2MESH_LEADER_ELECTION_NAMESPACE") or None,
+            "leader_election_lease": getattr(args, "leader_election_lease", None)
+            or env.get("SMI2MESH_LEADER_ELECTION_LEASE") or "smi2mesh",
+            **timing}
 
 
 def from_args(args: argparse.Namespace, env: Mapping[str, str] | None = None) -> OperatorConfig:
@@ -156,7 +217,7 @@ def from_args(args: argparse.Namespace, env: Mapping[str, str] | None = None) ->
         enabled_meshes=frozenset(enabled),
         metrics_port=_port(args.metrics_port or env.get("SMI2MESH_METRICS_PORT", 8080), "--metrics-port"),
         health_port=_port(args.health_port or env.get("SMI2MESH_HEALTH_PORT", 8081), "--health-port"),
-        peering=args.peering or env.get("SMI2MESH_PEERING", ""),
+        **_election(args, env),
         log_level=level,
         consul_namespaces=ConsulNamespaces(consul),
         widen_l7_to_l4=bool(args.widen_l7_to_l4) or widen_env == "true",
@@ -172,9 +233,12 @@ def _mesh_versions(values: Sequence[str], mesh: str, enabled: Sequence[str]) -> 
         if target not in (mesh, *enabled):
             raise ConfigError(f"--mesh-version {value}: {target!r} is not the mesh or an enabled mesh")
         try:
-            profiles.mesh_release(target, version)
+            release = profiles.mesh_release(target, version)
         except profiles.ProfileError as exc:
             raise ConfigError(f"--mesh-version: {exc}") from exc
+        if release.cli_only:
+            raise ConfigError(f"--mesh-version {value}: the operator does not write for "
+                              f"{target} {release.label}: {release.cli_only}")
         out[target] = version
     return out
 

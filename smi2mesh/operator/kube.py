@@ -4,6 +4,8 @@ A thin, blocking layer over the official client's REST machinery (the
 reconciler runs it in worker threads). Errors carry meaning:
 :class:`TransientApiError` (429, 5xx, connection failures) is retried with
 backoff by the caller; :class:`ApiError` is anything else and is reported.
+With leader election, a *fence* decides whether a write may be sent at all
+(:class:`Fenced` when not); the Lease requests themselves pass unfenced.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import datetime
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +26,8 @@ import urllib3
 from smi2mesh.translators.base import MANAGER
 
 log = logging.getLogger("smi2mesh.kube")
+# One line per write at debug level: the failover tests audit these for dual writers.
+write_log = logging.getLogger("smi2mesh.writes")
 TIMEOUT = 30.0
 
 
@@ -38,6 +43,16 @@ class ApiError(Exception):
 
 class TransientApiError(ApiError):
     """Worth retrying: throttling, server errors, a lost connection."""
+
+
+class Fenced(TransientApiError):
+    """A write refused before it was sent: this replica does not hold the leader Lease.
+
+    Transient, so a pass stops at it as at a lost connection; the next holder redoes it.
+    """
+
+    def __init__(self, what: str) -> None:
+        super().__init__(0, "not the leader", what)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +97,10 @@ class Kube:
         # Told of every write's outcome: (verb, HTTP status; 0 when no answer came).
         self.on_write: Callable[[str, int], None] | None = None
         self.recent_writes: collections.deque[str] = collections.deque(maxlen=100)
+        # Leader election: seconds a write sent now may take (its request timeout);
+        # 0 or less refuses it. None: no election, every write goes out.
+        self.fence: Callable[[], float] | None = None
+        self.in_flight = 0  # fenced writes sent and not yet answered
         self._lock = threading.Lock()
 
     @classmethod
@@ -95,24 +114,42 @@ class Kube:
 
     def request(self, method: str, path: str, *, query: list[tuple[str, str]] | None = None,
                 body: Any = None, content_type: str = "application/json",
-                what: str = "") -> tuple[int, Any]:
-        """One HTTP request; returns (status, decoded body). 404 is returned, not raised."""
+                what: str = "", timeout: float = TIMEOUT, fenced: bool = True) -> tuple[int, Any]:
+        """One HTTP request; returns (status, decoded body). 404 is returned, not raised.
+
+        A write (any method but GET) passes the fence first unless *fenced* is
+        False, and may then take no longer than the fence allows.
+        """
         headers = {"Content-Type": content_type, "Accept": "application/json"}
+        guarded = fenced and method != "GET" and self.fence is not None
+        if guarded:
+            with self._lock:
+                budget = self.fence() if self.fence is not None else TIMEOUT
+                if budget <= 0:
+                    raise Fenced(what or f"{method} {path}")
+                self.in_flight += 1
+            timeout = min(timeout, budget)
+        sent = time.time()
         try:
             m, url, hdrs, data, _ = self.api.param_serialize(
                 method, path, query_params=query or [], header_params=headers, body=body,
                 auth_settings=["BearerToken"])
-            resp = self.api.call_api(m, url, hdrs, data, _request_timeout=TIMEOUT)
+            resp = self.api.call_api(m, url, hdrs, data, _request_timeout=timeout)
             resp.read()  # type: ignore[no-untyped-call]
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             self._written(method, what, 0)
+            self._audit(method, path, 0, sent, guarded)
             raise TransientApiError(0, str(exc), what or f"{method} {path}") from exc
+        except BaseException:
+            self._audit(method, path, -1, sent, guarded)
+            raise
         try:
             decoded = json.loads(resp.data) if resp.data else None
         except ValueError:
             decoded = resp.data.decode("utf-8", "replace") if isinstance(resp.data, bytes) else None
         status = int(resp.status)
         self._written(method, what, status)
+        self._audit(method, path, status, sent, guarded)
         if method != "GET" and status < 400:
             with self._lock:
                 self.writes += 1
@@ -124,6 +161,15 @@ class Kube:
         if status >= 400:
             raise ApiError(status, decoded, what or f"{method} {path}")
         return status, decoded
+
+    def _audit(self, method: str, path: str, status: int, sent: float, guarded: bool) -> None:
+        """End of a request: a fenced write is no longer in flight; log every write."""
+        if guarded:
+            with self._lock:
+                self.in_flight -= 1
+        if method != "GET" and write_log.isEnabledFor(logging.DEBUG):
+            write_log.debug("write", extra={"method": method, "path": path, "status": status,
+                                            "sent": sent, "done": time.time()})
 
     def _written(self, method: str, what: str, status: int) -> None:
         if method != "GET" and self.on_write is not None:
@@ -253,5 +299,7 @@ class Kube:
         try:
             self.request("POST", f"/api/v1/namespaces/{meta['namespace']}/events", body=body,
                          what="post event")
+        except Fenced:
+            raise
         except ApiError as exc:
             log.warning("event not posted: %s", exc)

@@ -57,7 +57,8 @@ def output_resources(config: OperatorConfig) -> dict[tuple[str, str], Key]:
     out: dict[tuple[str, str], Key] = {}
     for mesh in sorted(config.meshes):
         for k in TRANSLATORS[mesh].emits:
-            out[(k.api_version, k.kind)] = (k.group, k.plural)
+            if k.namespaced:  # cluster-scoped outputs come from CLI-only profiles
+                out[(k.api_version, k.kind)] = (k.group, k.plural)
     return out
 
 

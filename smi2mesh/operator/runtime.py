@@ -1,19 +1,23 @@
 """kopf wiring and the reconcile loop of ``smi2mesh run``.
 
-kopf runs the watches (with reconnects, relists after "410 Gone", peering
-and throttling); every watch event only updates the :class:`Store` and marks
+kopf runs the watches (with reconnects, relists after "410 Gone" and
+throttling); every watch event only updates the :class:`Store` and marks
 a namespace dirty. kopf's first listing of each kind fills the store at
 start-up (:mod:`smi2mesh.operator.kopf_compat`), so nothing is listed twice.
 One loop drains dirty namespaces, a few at a time, each through
 :mod:`smi2mesh.operator.reconcile`: mesh objects first, for every dirty
 namespace, then the SMI objects' statuses. A slow timer refreshes API
 discovery and re-lists everything, so drift and CRDs installed later are
-picked up even if an event was lost.
+picked up even if an event was lost. With leader election
+(:mod:`smi2mesh.operator.election`) every replica does all of this except
+the writing: the loop runs passes only while this replica holds the Lease,
+and a new holder starts with a pass over everything.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
@@ -28,9 +32,10 @@ import kubernetes
 import prometheus_client as prom
 from aiohttp import web
 
-from smi2mesh.operator import kopf_compat, reconcile
+from smi2mesh.operator import election, kopf_compat, reconcile
 from smi2mesh.operator.config import OperatorConfig
-from smi2mesh.operator.kube import ApiError, Kube, Resource, TransientApiError
+from smi2mesh.operator.kube import ApiError, Fenced, Kube, Resource, TransientApiError
+from smi2mesh.operator.metrics import Metrics
 from smi2mesh.operator.store import CONTEXT_KINDS, NAMESPACES, SMI_KINDS, Key, Store
 from smi2mesh.translators import profiles as mesh_profiles
 from smi2mesh.translators.base import ConsulNamespaces
@@ -55,7 +60,7 @@ class StartupError(RuntimeError):
     """The operator cannot start: the message says why, for the user."""
 
 
-# ---- metrics -------------------------------------------------------------------------
+# ---- drift repair --------------------------------------------------------------------
 
 
 class DriftLimiter:
@@ -84,35 +89,6 @@ class DriftLimiter:
         _, times = self._seen.get((w.obj["apiVersion"], w.obj["kind"], meta["namespace"],
                                    meta["name"]), ("", [now]))
         return max(1.0, self.window - (now - min(times)))
-
-
-class Metrics:
-    """Prometheus metrics in their own registry (so tests can run several operators)."""
-
-    def __init__(self) -> None:
-        self.registry = prom.CollectorRegistry()
-        self.reconciles = prom.Counter("smi2mesh_reconciles_total", "Namespace reconciles",
-                                       ["result"], registry=self.registry)
-        self.errors = prom.Counter("smi2mesh_reconcile_errors_total", "Failed reconciles by reason",
-                                   ["reason"], registry=self.registry)
-        self.duration = prom.Histogram(
-            "smi2mesh_reconcile_duration_seconds", "Time to reconcile one namespace",
-            buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
-            registry=self.registry)
-        self.writes = prom.Counter("smi2mesh_api_writes_total",
-                                   "Writes the API server accepted, by verb (create, apply, "
-                                   "delete, status, event)", ["verb"], registry=self.registry)
-        self.write_errors = prom.Counter("smi2mesh_api_write_errors_total",
-                                         "Writes the API server refused or never answered, by "
-                                         "verb and HTTP status (0: no answer)", ["verb", "code"],
-                                         registry=self.registry)
-        self.managed = prom.Gauge("smi2mesh_managed_objects", "Generated objects by kind",
-                                  ["kind"], registry=self.registry)
-        self.findings = prom.Gauge("smi2mesh_findings", "Current findings by reason",
-                                   ["reason"], registry=self.registry)
-        self.throttled = prom.Counter("smi2mesh_drift_repairs_throttled_total",
-                                      "Drift repairs postponed because another writer keeps "
-                                      "changing the object", registry=self.registry)
 
 
 # ---- logging ---------------------------------------------------------------------------
@@ -279,6 +255,18 @@ class Operator:
         self._status_due: dict[str, reconcile.Plan] = {}  # per namespace, the newest plan
         self._status_since = 0.0
         self._runners: list[web.AppRunner] = []
+        self.election: election.Election | None = None
+        self._leading = asyncio.Event()  # set from the election thread when this replica leads
+        self._loop: asyncio.AbstractEventLoop | None = None
+        if config.leader_election:
+            namespace = config.leader_election_namespace or election.default_namespace()
+            elector = election.Elector(
+                election.KubeLeases(kube, namespace, config.leader_election_lease), election.identity(),
+                election.Timing(config.lease_duration, config.renew_deadline, config.retry_period),
+                notify=self._leadership)
+            self.election = election.Election(elector)
+        else:
+            self.metrics.leader.set(1)
 
     # -- watch keys
 
@@ -409,8 +397,12 @@ class Operator:
                 await self.reconcile_namespace(ns)
 
         await self.initial_fill()
+        self._start_election()
         passes = 0
         while True:
+            if not self.may_write():
+                await self._standby()
+                continue
             overdue = time.monotonic() - self._status_since > STATUS_MAX_DELAY
             if self._status_due and (not self.store.dirty or overdue):
                 await self.flush_statuses()
@@ -421,6 +413,61 @@ class Operator:
             await asyncio.sleep(DEBOUNCE)
             await asyncio.gather(*(one(ns) for ns in self.store.take_dirty()))
             passes += 1
+
+    # -- leader election
+
+    def may_write(self) -> bool:
+        """Whether this replica writes now: no election, or it holds the Lease and may still write."""
+        return self.election is None or self.election.elector.write_budget() > 0
+
+    def _start_election(self) -> None:
+        """Join the election once the cache is warm, so a cold replica never takes the Lease."""
+        if self.election is None:
+            return
+        self._loop = asyncio.get_running_loop()
+        self.kube.fence = self.election.elector.write_budget
+        e = self.election.elector
+        leases = e.leases
+        log.info("leader election on Lease %s/%s as %s",
+                 getattr(leases, "namespace", "?"), getattr(leases, "name", "?"), e.identity,
+                 extra={"identity": e.identity})
+        self.election.start()
+
+    async def _standby(self) -> None:
+        """Wait, cache warm and ready, until this replica leads; then mark everything for a full pass."""
+        self._status_due.clear()
+        self.ready.set()  # a standby serves metrics and is ready to take over
+        while not self.may_write():
+            self._leading.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._leading.wait(), self.config.retry_period)
+        # A new holder's first pass covers everything; it writes nothing where nothing changed.
+        self.store.mark_all()
+
+    def _leadership(self, leading: bool, holder: str) -> None:
+        """Called from the election thread: metrics now, the loop woken on its own thread."""
+        self.metrics.leader.set(1 if leading else 0)
+        if leading:
+            self.metrics.leader_transitions.inc()
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._wake, leading)
+
+    def _wake(self, leading: bool) -> None:
+        if leading:
+            self._leading.set()
+        else:
+            self.store.wakeup.set()  # the loop notices it may no longer write
+
+    def resign(self, drain_timeout: float = 10.0) -> None:
+        """Stop writing, let the writes in flight finish, then release the Lease (blocking)."""
+        if self.election is None:
+            return
+        self.election.elector.close()
+        deadline = time.monotonic() + drain_timeout
+        while self.kube.in_flight and time.monotonic() < deadline:
+            time.sleep(0.01)
+        self.election.stop()
+        self.election.elector.release()
 
     async def flush_statuses(self) -> None:
         """Write the statuses (and Events) of every namespace's newest plan."""
@@ -521,6 +568,10 @@ class Operator:
         Transient API errors are expected (a restart, throttling); anything
         else is a bug or an unexpected refusal, logged with its traceback.
         """
+        if isinstance(exc, Fenced):
+            # Leadership ended mid-pass; the next holder's full pass redoes it.
+            log.info("%s of %s stopped: no longer the leader", what, ns, extra={"namespace": ns})
+            return
         if isinstance(exc, TransientApiError):
             self._retry(ns, "transient", exc)
             return
@@ -594,6 +645,8 @@ class Operator:
         """/healthz and /readyz on the health port, /metrics on the metrics port."""
         async def healthz(_: web.Request) -> web.Response:
             dead = [t for t in self._tasks if t.done()]
+            if self.election is not None and self.election.stuck():
+                return web.Response(status=500, text="leader election stuck\n")
             return web.Response(status=500 if dead else 200, text="dead loop\n" if dead else "ok\n")
 
         async def readyz(_: web.Request) -> web.Response:
@@ -647,6 +700,8 @@ class Operator:
 
         @kopf.on.cleanup(registry=registry)
         async def cleanup(**_: Any) -> None:
+            # Blocking on purpose: nothing else may run between the last write and the release.
+            self.resign()
             tasks = [*self._tasks, *self._relists]
             for task in tasks:
                 task.cancel()
@@ -728,7 +783,6 @@ def run(config: OperatorConfig) -> int:
         registry=registry,
         clusterwide=config.all_namespaces,
         namespaces=config.namespaces,
-        standalone=not config.peering,
-        peering_name=config.peering or None,
+        standalone=True,  # one writer is elected on a Lease (election.py), not by kopf peering
     ))
     return 0

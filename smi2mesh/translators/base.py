@@ -154,6 +154,7 @@ class Emitter:
         ``body_key=None`` merges *spec* into the top level (SMI's v1alpha1
         layout). ``provenance=False`` leaves out our label and source
         annotation: re-emitted SMI objects keep only their own metadata.
+        An empty *namespace* is a cluster-scoped object (no namespace field).
         """
         labels = {MANAGED_BY: MANAGER} if provenance else {}
         if extra_labels:
@@ -161,7 +162,7 @@ class Emitter:
         notes = dict(annotations or {})
         if provenance:
             notes[SOURCE_ANNOTATION] = ",".join(sorted({source_ref(s) for s in sources}))
-        meta: Obj = {"name": name, "namespace": namespace}
+        meta: Obj = {"name": name, "namespace": namespace} if namespace else {"name": name}
         if labels:
             meta["labels"] = labels
         if notes:
@@ -190,6 +191,9 @@ class OutputKind:
     api_version: str
     kind: str
     plural: str
+    # Cluster-scoped kinds are written by the CLI only (profiles.CLI_ONLY):
+    # the operator neither watches nor grants them.
+    namespaced: bool = True
 
     @property
     def group(self) -> str:

@@ -35,7 +35,9 @@ mirroring the Kubernetes ones) every source names its namespace.
 
 from __future__ import annotations
 
+import itertools
 import json
+import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -96,16 +98,29 @@ class ConsulTranslator(Translator):
 
     def split(self, ts: TrafficSplit, em: Emitter) -> None:
         ns, root = ts.meta.namespace, ts.service
-        if not em.claim(("consul-service", ns, root), ts, ts.path("service"),
+        # On Consul CE a service name is one service for every namespace.
+        scope = ns if em.options.consul_namespaces is ConsulNamespaces.MIRROR else "*"
+        if not em.claim(("consul-service", scope, root), ts, ts.path("service"),
                         f"Consul service {ns}/{root}"):
             return
+        for path, name in [(ts.path("service"), root),
+                           *((ts.path(f"backends[{i}].service"), b.service)
+                             for i, b in enumerate(ts.backends))]:
+            clash = _ambiguous(Identity(name, ns), em)
+            if clash:
+                em.finding(ts, path, FindingReason.NOT_EXPRESSIBLE,
+                           f"with --consul-namespaces off (Consul CE) service {name!r} is one Consul "
+                           f"service for every namespace, and namespace(s) {', '.join(clash)} also "
+                           f"have a ServiceAccount or Service {name!r}; the split would route their "
+                           "traffic too, so it is not emitted")
+                return
         matched = split_matches(ts, em)
         if matched is None:
             return
         protocol = _chain_protocol(ts, em)
         if protocol is None:
             return
-        splits = _splits(ts)
+        splits = _splits(ts, em)
         if not matched:
             em.emit(CONSUL_V1ALPHA1, "ServiceSplitter", ns, root, {"splits": splits}, [ts])
         else:
@@ -115,7 +130,7 @@ class ConsulTranslator(Translator):
                            f"the virtual service name {virtual!r} exceeds {_MAX_NAME} characters; "
                            "split not emitted")
                 return
-            if not em.claim(("consul-service", ns, virtual), ts, ts.path("matches"),
+            if not em.claim(("consul-service", scope, virtual), ts, ts.path("matches"),
                             f"Consul service {ns}/{virtual}"):
                 return
             routes = [{"match": {"http": _http_match(m)}, "destination": {"service": virtual}}
@@ -234,11 +249,71 @@ def _percent(hundredths: int) -> int | float:
     return hundredths / 100
 
 
-def _splits(ts: TrafficSplit) -> list[Obj]:
-    """Backends as Consul splits: percentages in 0.01 steps summing to exactly 100."""
+def _float32(value: float) -> float:
+    return float(struct.unpack("f", struct.pack("f", value))[0])
+
+
+def _float32_total(percents: Sequence[float]) -> float:
+    """The sum consul-k8s checks: each weight decoded into a float32, added in float32.
+
+    hashicorp/consul-k8s v2.0.3 control-plane/api/v1alpha1/servicesplitter_types.go
+    (ServiceSplits.validate) rejects a splitter unless that sum is exactly 100.
+    Adding two float32 values in a double is exact here (their exponents are
+    close), so rounding the double sum to float32 is float32 addition.
+    """
+    total = 0.0
+    for p in percents:
+        total = _float32(total + _float32(p))
+    return total
+
+
+# Orders tried before giving up on a split's exact shares; n! grows fast and
+# a failing order is rare (about one 2-5 way split in ten needs a second one).
+_MAX_ORDERS = 5040
+
+
+def _exact_order(hundredths: Sequence[int]) -> list[int] | None:
+    """An order of the splits whose float32 sum is exactly 100, or None.
+
+    The order of a splitter's splits does not change how traffic is divided,
+    so reordering keeps the meaning exactly; the written order prefers the
+    backends' own, then descending weights.
+    """
+    percents = [h / 100 for h in hundredths]
+    n = len(percents)
+    natural = list(range(n))
+    tries = itertools.chain(
+        (natural, sorted(natural, key=lambda i: (-hundredths[i], i))),
+        (list(p) for p in itertools.islice(itertools.permutations(natural), _MAX_ORDERS)))
+    for order in tries:
+        if _float32_total([percents[i] for i in order]) == 100:
+            return order
+    return None
+
+
+def _splits(ts: TrafficSplit, em: Emitter) -> list[Obj]:
+    """Backends as Consul splits: percentages in 0.01 steps that consul-k8s sums to exactly 100."""
     shares = weights.largest_remainder([b.weight_milli for b in ts.backends], 10000)
-    return [{"service": b.service, "weight": _percent(s)}
-            for b, s in zip(ts.backends, shares, strict=True)]
+    order = _exact_order(shares)
+    if order is None:
+        # No order works: move 0.01 between two backends, the smallest change
+        # that consul-k8s accepts, and say so.
+        for i, j in itertools.permutations(range(len(shares)), 2):
+            if shares[i] == 0 or shares[j] == 0:
+                continue
+            moved = list(shares)
+            moved[i] -= 1
+            moved[j] += 1
+            order = _exact_order(moved)
+            if order is not None:
+                em.finding(ts, ts.path("backends"), FindingReason.REWRITTEN,
+                           f"weights of {ts.backends[i].service} and {ts.backends[j].service} "
+                           "shifted by 0.01 % so that consul-k8s's float32 sum is exactly 100")
+                shares = moved
+                break
+    backends = list(zip(ts.backends, shares, strict=True))
+    return [{"service": backends[i][0].service, "weight": _percent(backends[i][1])}
+            for i in (order if order is not None else range(len(backends)))]
 
 
 # ---- HTTP matches (routes and permissions share Consul's match shape) ----------

@@ -27,7 +27,29 @@ Where the facts come from (each checked at the tag named):
   github.com/cilium/cilium (proxy.golang.org): v1.18.0 -> sigs.k8s.io/gateway-api
   v1.3.x, v1.19.x -> v1.4.x. Cilium's GAMMA implements HTTPRoute (and GRPCRoute),
   not TCPRoute (docs.cilium.io, "GAMMA Support").
-* Kuma 2.14 and consul-k8s 2.0: the pinned CRDs (kuma-v2.14.3, consul-k8s-v2.0.3).
+* Kuma (kumahq/kuma tags): MeshTrafficPermission ``rules`` from 2.12.0
+  (pkg/plugins/policies/meshtrafficpermission/api/v1alpha1/meshtrafficpermission.go:17-18;
+  absent at 2.11.0), with MeshIdentity (pkg/core/resources/apis/meshidentity, new
+  in 2.12.0); ``from`` before. The ``Dataplane`` targetRef kind the access
+  policies select by is new in 2.10.0 (api/common/v1alpha1/targetref.go; the
+  2.9.0 kinds in api/common/v1alpha1/ref.go:16-23 have none), and the Mesh's
+  ``meshServices.mode``, which the routes' MeshService references need, in
+  2.9.0 (api/mesh/v1alpha1/mesh.proto:103-118). So 2.10-2.11 get ``from``,
+  and releases before 2.10 the legacy TrafficRoute/TrafficPermission
+  (kuma.io/v1alpha1, cluster-scoped), which every 2.x serves; ``2.N+legacy``
+  chooses them on newer 2.x releases. From 2.6.0 a new Mesh gets no default
+  TrafficRoute, and without one Kuma applies no legacy policy (UPGRADE.md at
+  v2.14.3, "Default TrafficRoute and TrafficPermission resources are not
+  created"): a Prerequisite finding says so. Kuma 3.0 stops applying them
+  (tracker issue 13; at v2.14.3 ``from`` is also "removed in 3.0",
+  meshtrafficpermission/api/v1alpha1/deprecated.go:12), so legacy output for
+  3.x is refused.
+* Linkerd 2.13 (stable-2.13.0): no GAMMA; splits as ServiceProfile
+  ``dstOverrides`` (``linkerd.io/v1alpha2``), as linkerd-smi wrote them; Server
+  only ``v1beta1`` (no ``accessPolicy``: a Server denies what no
+  authorization allows) and policy HTTPRoute up to ``v1beta2``
+  (charts/linkerd-crds/templates/policy/{server,httproute}.yaml).
+* consul-k8s 2.0: the pinned CRDs (consul-k8s-v2.0.3).
 
 Adding a mesh version is one :class:`MeshRelease` in :data:`RELEASES`. A
 variant of a release (``"2.14+legacy"``) is a release of its own, with the
@@ -74,6 +96,18 @@ class Feature(StrEnum):
     KUMA_LEGACY = "kuma-legacy"
     # Linkerd before GAMMA: splits as ServiceProfile dstOverrides.
     LINKERD_SERVICE_PROFILES = "linkerd-service-profiles"
+    # Linkerd Server ``accessPolicy`` (Server v1beta3, Linkerd 2.16+).
+    LINKERD_SERVER_ACCESS_POLICY = "linkerd-server-access-policy"
+
+
+# Features of releases the operator does not write for: Kuma's legacy policies
+# are cluster-scoped, and a cluster-scoped object cannot be owned by (so
+# garbage-collected with) the namespaced SMI object it comes from.
+CLI_ONLY: Mapping[Feature, str] = MappingProxyType({
+    Feature.KUMA_LEGACY: "Kuma's legacy TrafficRoute/TrafficPermission are cluster-scoped, and the "
+                         "operator only writes namespaced objects owned by their SMI objects; "
+                         "write them with `smi2mesh translate`",
+})
 
 
 # Every Gateway API release, from the project's tags.
@@ -136,6 +170,11 @@ class MeshRelease:
     def version(self) -> tuple[int, ...]:
         return tuple(int(p) for p in self.label.split("+", 1)[0].split("."))
 
+    @property
+    def cli_only(self) -> str | None:
+        """Why the operator does not write for this release; None when it does."""
+        return next((why for f, why in CLI_ONLY.items() if f in self.features), None)
+
     def gateway_releases(self) -> list[GatewayVersion]:
         """Known Gateway API releases in this release's range, oldest first."""
         if self.gateway_api is None:
@@ -191,8 +230,13 @@ _ISTIO_V1BETA1 = _apis("networking.istio.io/v1beta1 VirtualService",
 _LINKERD = _apis("policy.linkerd.io/v1beta3 Server", "policy.linkerd.io/v1beta3 HTTPRoute",
                  "policy.linkerd.io/v1alpha1 AuthorizationPolicy",
                  "policy.linkerd.io/v1alpha1 MeshTLSAuthentication")
+_LINKERD_LEGACY = _apis("policy.linkerd.io/v1beta1 Server", "policy.linkerd.io/v1beta2 HTTPRoute",
+                        "policy.linkerd.io/v1alpha1 AuthorizationPolicy",
+                        "policy.linkerd.io/v1alpha1 MeshTLSAuthentication",
+                        "linkerd.io/v1alpha2 ServiceProfile")
 _KUMA = _apis("kuma.io/v1alpha1 MeshHTTPRoute", "kuma.io/v1alpha1 MeshTCPRoute",
               "kuma.io/v1alpha1 MeshTrafficPermission")
+_KUMA_LEGACY = _apis("kuma.io/v1alpha1 TrafficRoute", "kuma.io/v1alpha1 TrafficPermission")
 _CONSUL = _apis(*(f"consul.hashicorp.com/v1alpha1 {k}" for k in
                   ("ServiceSplitter", "ServiceRouter", "ServiceDefaults", "ServiceIntentions")))
 _CILIUM = _apis("cilium.io/v2 CiliumNetworkPolicy")
@@ -207,8 +251,22 @@ def _istio(minor: int) -> MeshRelease:
 
 
 def _linkerd(minor: int, gateway: tuple[GatewayVersion, GatewayVersion], source: str) -> MeshRelease:
-    features = frozenset({Feature.GAMMA_TCP_ROUTE}) if minor >= 17 else frozenset()
-    return MeshRelease("linkerd", f"2.{minor}", _LINKERD, gateway, features, source)
+    features = {Feature.LINKERD_SERVER_ACCESS_POLICY}
+    if minor >= 17:
+        features.add(Feature.GAMMA_TCP_ROUTE)
+    return MeshRelease("linkerd", f"2.{minor}", _LINKERD, gateway, frozenset(features), source)
+
+
+def _kuma(minor: int, legacy: bool = False) -> MeshRelease:
+    if legacy or minor < 10:
+        label = f"2.{minor}+legacy" if minor >= 10 else f"2.{minor}"
+        return MeshRelease("kuma", label, _KUMA_LEGACY, features=frozenset({Feature.KUMA_LEGACY}),
+                           source="TrafficRoute/TrafficPermission (every 2.x; removed in 3.0)")
+    if minor >= 12:
+        return MeshRelease("kuma", f"2.{minor}", _KUMA, features=frozenset({Feature.KUMA_MTP_RULES}),
+                           source="MeshTrafficPermission rules: kuma 2.12.0")
+    return MeshRelease("kuma", f"2.{minor}", _KUMA,
+                       source="MeshTrafficPermission from; Dataplane targetRef: kuma 2.10.0")
 
 
 # Newest first within each target: the first one is the default.
@@ -220,9 +278,11 @@ RELEASES: Mapping[str, tuple[MeshRelease, ...]] = MappingProxyType({
         _linkerd(18, ((1, 1, 1), (1, 2, 1)), _GW_DOCS),
         _linkerd(17, ((0, 7, 0), (1, 1, 1)), _GW_DOCS),
         _linkerd(16, ((0, 7, 0), (1, 1, 1)), _GW_DOCS),
+        MeshRelease("linkerd", "2.13", _LINKERD_LEGACY,
+                    features=frozenset({Feature.LINKERD_SERVICE_PROFILES}),
+                    source="stable-2.13.0: no GAMMA; ServiceProfile dstOverrides"),
     ),
-    "kuma": (MeshRelease("kuma", "2.14", _KUMA, features=frozenset({Feature.KUMA_MTP_RULES}),
-                         source="kuma-v2.14.3 CRDs"),),
+    "kuma": (*(_kuma(m) for m in range(14, -1, -1)), *(_kuma(m, legacy=True) for m in range(14, 9, -1))),
     "consul": (MeshRelease("consul", "2.0", _CONSUL, source="consul-k8s-v2.0.3 CRDs"),),
     "cilium": (
         MeshRelease("cilium", "1.19", _CILIUM, ((1, 4, 0), (1, 4, 1)),
@@ -269,6 +329,11 @@ def mesh_release(target: str, version: str | None) -> MeshRelease:
     for release in known:
         if release.label == label:
             return release
+    legacy = [r.version[0] for r in known if Feature.KUMA_LEGACY in r.features]
+    if m and m.group(3) == "+legacy" and legacy and int(m.group(1)) > max(legacy):
+        raise ProfileError(f"{target} {m.group(1)}.{m.group(2)} no longer serves or applies "
+                           "TrafficRoute/TrafficPermission, so no legacy output is written for it; "
+                           f"supported: {supported(target)}")
     raise ProfileError(f"{target} version {version!r} is not supported; supported: {supported(target)}")
 
 
@@ -344,7 +409,8 @@ def discover(target: str, facts: ClusterFacts, mesh_version: str | None = None,
     if mesh_version is not None:
         release = mesh_release(target, mesh_version)
     else:
-        candidates = RELEASES[target]
+        # Releases the operator does not write for are never picked for it.
+        candidates = tuple(r for r in RELEASES[target] if r.cli_only is None)
         release = next((r for r in candidates if r.apis and all(
             facts.served(api, kind) for (_, kind), api in r.apis.items())), candidates[0])
     known = release.gateway_releases()

@@ -61,8 +61,10 @@ def namespaced_contract(meshes: Iterable[str], *, peering: bool) -> set[Grant]:
     expected |= grants("apps", ["deployments", "statefulsets", "daemonsets"], READ)
     expected |= grants("", ["events"], ("create",))
     for mesh in meshes:
+        # Cluster-scoped kinds (Kuma legacy) come from CLI-only profiles: not granted.
         for kind in TRANSLATORS[mesh].emits:
-            expected |= grants(kind.group, [kind.plural], WRITE)
+            if kind.namespaced:
+                expected |= grants(kind.group, [kind.plural], WRITE)
     if peering:
         expected |= grants("kopf.dev", ["kopfpeerings"], ("get", "list", "watch", "patch"))
     return expected
@@ -505,13 +507,14 @@ def test_peering_objects(chart: helm.Chart) -> None:
 
 
 def test_mesh_kinds_file_matches_translators() -> None:
-    """files/mesh-kinds.yaml, which the RBAC templates read, lists exactly each mesh's ``emits``."""
+    """files/mesh-kinds.yaml, which the RBAC templates read, lists exactly each mesh's namespaced ``emits``."""
     kinds = yaml.safe_load((CHART_DIR / "files" / "mesh-kinds.yaml").read_text(encoding="utf-8"))
     expected: dict[str, dict[str, list[str]]] = {}
     for mesh in OPERATOR_MESHES:
         groups: dict[str, list[str]] = {}
         for kind in TRANSLATORS[mesh].emits:
-            groups.setdefault(kind.group, []).append(kind.plural)
+            if kind.namespaced:
+                groups.setdefault(kind.group, []).append(kind.plural)
         expected[mesh] = {group: sorted(set(plurals)) for group, plurals in groups.items()}
     assert {mesh: {g: sorted(r) for g, r in groups.items()} for mesh, groups in kinds.items()} == expected
 

@@ -38,11 +38,13 @@ class RunningOperator:
     """An operator in a background thread; ``stop()`` ends it."""
 
     def __init__(self, config: OperatorConfig, kubeconfig: str | None = None, *,
-                 api_client: kubernetes.client.ApiClient | None = None) -> None:
+                 api_client: kubernetes.client.ApiClient | None = None, elect: bool = False) -> None:
         """Connect with *api_client* when given (e.g. a ServiceAccount token), else *kubeconfig*.
 
         kopf logs in from the client's configuration (``connection_info``), so
         its watches use the same credentials as the operator's own calls.
+        Leader election runs only with *elect* (tests running several operators
+        at once must not queue them behind one Lease).
         """
         if api_client is None:
             if kubeconfig is None:
@@ -51,7 +53,8 @@ class RunningOperator:
             api_client = kubernetes.client.ApiClient(pool_threads=4)
         self.kube = Kube(api_client)
         self.config = replace(config, metrics_port=free_port(), health_port=free_port(),
-                              discovery_seconds=1.0)
+                              discovery_seconds=1.0,
+                              leader_election=config.leader_election and elect)
         self.operator = Operator(self.config, self.kube)
         self._stop = threading.Event()
         self._error: BaseException | None = None

@@ -535,3 +535,26 @@ def test_translation_never_allows_what_smi_denies_on_a_grid() -> None:
                             assert smi_allows(inputs, req), req
         # c.o: GET /api/x; d.ns: anything on port 80, the only port Consul service s has
         assert allowed == expected, mode
+
+
+def test_ce_split_whose_service_name_another_namespace_has_is_not_emitted() -> None:
+    other = """
+---
+apiVersion: v1
+kind: Service
+metadata: {name: b1, namespace: staging}
+"""
+    result = _run(_split([1, 1]) + other)
+    assert _objects(result, "ServiceSplitter") == []
+    [finding] = [f for f in result.findings if f.reason is FindingReason.NOT_EXPRESSIBLE]
+    assert (finding.field, "staging" in finding.message) == ("spec.backends[1].service", True)
+    assert _objects(translate_yaml(_split([1, 1]) + other, "consul", MIRROR), "ServiceSplitter")
+
+
+def test_ce_splitter_names_are_claimed_across_namespaces() -> None:
+    second = _split([1, 1]).replace("namespace: ns", "namespace: ns2").replace("name: ts", "name: ts2")
+    result = _run(_split([1, 1]) + "\n---" + second)
+    assert len(_objects(result, "ServiceSplitter")) == 1  # consul-k8s CE refuses a second "root"
+    assert FindingReason.DUPLICATE_TARGET in {f.reason for f in result.findings}
+    mirror = translate_yaml(_split([1, 1]) + "\n---" + second, "consul", MIRROR)
+    assert len(_objects(mirror, "ServiceSplitter")) == 2

@@ -13,8 +13,10 @@ from smi2mesh.model import HeaderMatch, HTTPMatch, Identity
 from smi2mesh.translators import gateway_api
 from smi2mesh.translators.base import Options, TranslationResult
 from smi2mesh.translators.kuma import header_matches
+from tests import golden
 from tests.access import HttpRequest, Request, smi_allows
 from tests.access.kuma import allows
+from tests.meshrules import kuma as kuma_rules
 from tests.translators.helpers import translate_yaml
 
 
@@ -397,3 +399,11 @@ spec:
     # A plain "PathPrefix /" split would move every request; SMI moves none.
     assert result.objects == ()
     assert _reasons(result) == [("spec.matches", FindingReason.NOT_EXPRESSIBLE)]
+
+
+@pytest.mark.parametrize("case", golden.cases("kuma"), ids=lambda c: c.id)
+def test_golden_permissions_pass_kumas_validation(case: golden.Case) -> None:
+    """Kuma 2.14.3's validation (tests/meshrules/kuma.py) admits every golden policy,
+    the sectionName and deny-by-default ones included."""
+    objs = [o for o in case.expected_objects() if o["kind"] == "MeshTrafficPermission"]
+    assert [v.errors for v in kuma_rules.validate_batch(objs) if not v.allowed] == []

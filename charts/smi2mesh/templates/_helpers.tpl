@@ -122,13 +122,6 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | 
   resources: ["events"]
   verbs: ["create"]
 {{- include "smi2mesh.meshRules" . }}
-{{- if and .Values.peering.enabled .Values.watchNamespaces }}
-# kopf peering, namespaced mode: the operator keeps its liveness in the KopfPeering
-# of each watched namespace (patch of status) and watches it for other instances.
-- apiGroups: ["kopf.dev"]
-  resources: ["kopfpeerings"]
-  verbs: ["get", "list", "watch", "patch"]
-{{- end }}
 {{- end }}
 
 {{/* Rules on cluster-scoped objects: always in a ClusterRole. */}}
@@ -150,11 +143,17 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | 
 - apiGroups: ["apiextensions.k8s.io"]
   resources: ["customresourcedefinitions"]
   verbs: ["get", "list", "watch"]
-{{- if and .Values.peering.enabled (not .Values.watchNamespaces) }}
-# kopf peering, cluster-wide mode: the operator keeps its liveness in the
-# ClusterKopfPeering (patch of status) and watches it for other instances.
-- apiGroups: ["kopf.dev"]
-  resources: ["clusterkopfpeerings"]
-  verbs: ["get", "list", "watch", "patch"]
 {{- end }}
+
+{{/* Rules in the release namespace: the leader-election Lease. */}}
+{{- define "smi2mesh.leaseRules" -}}
+# Leader election: replicas read the Lease, the first creates it (create cannot be
+# limited to a name), the holder renews and releases it, a standby takes it over.
+- apiGroups: ["coordination.k8s.io"]
+  resources: ["leases"]
+  verbs: ["create"]
+- apiGroups: ["coordination.k8s.io"]
+  resources: ["leases"]
+  resourceNames: [{{ include "smi2mesh.fullname" . | quote }}]
+  verbs: ["get", "update"]
 {{- end }}

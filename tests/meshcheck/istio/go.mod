@@ -1,10 +1,34 @@
+// Tools module of the meshcheck tier: istiod's own admission webhook
+// (cmd/validate) and xDS config generator (configgen, a test binary) judge
+// what smi2mesh emits for Istio.  Built by scripts/meshcheck; see
+// tests/meshcheck/README.md.
 module smi2mesh.local/tests/meshcheck/istio
 
 go 1.26
 
+// Istio 1.30: the tag 1.30.3 is not served by the Go module proxy, so this is
+// a release-1.30 commit after 1.30.3 whose webhook, authz builder and route
+// code are identical to 1.30.3.
+require istio.io/istio v0.0.0-20260826214018-9739e10eb9d7
+
+// That commit's go.mod asks for versions the module proxy refuses (403); the
+// nearest served ones are pinned instead:
+//   istio.io/api         v1.30.4-0.20260824163423-69099aec2678 -> v1.30.8
+//   istio.io/client-go   v1.30.4-0.20260824164123-eb36a3f6cac0 -> v1.30.8
+//   go-control-plane/envoy   v1.37.1-0.20260409083702-98966259b99a -> v1.37.1-0.20260713214202-ca8ce173c36f
+//   go-control-plane/contrib v1.36.1-0.20260409083702-98966259b99a -> v1.36.1-0.20260713214202-ca8ce173c36f
+// github.com/agentgateway/agentgateway/api (v0.0.0-20260506232448-6ae4ab07bb06)
+// is refused too; only istiod's bootstrap and pilot/test/xds import it, and
+// neither is built here (so `go mod tidy` needs -e).
+require (
+	github.com/envoyproxy/go-control-plane/contrib v1.36.1-0.20260713214202-ca8ce173c36f // indirect
+	github.com/envoyproxy/go-control-plane/envoy v1.37.1-0.20260713214202-ca8ce173c36f // indirect
+	istio.io/api v1.30.8
+	istio.io/client-go v1.30.8 // indirect
+)
+
 require (
 	google.golang.org/protobuf v1.36.12
-	istio.io/istio v0.0.0-20260826214018-9739e10eb9d7
 	k8s.io/api v0.35.3
 	k8s.io/apimachinery v0.35.3
 )
@@ -22,8 +46,6 @@ require (
 	github.com/davecgh/go-spew v1.1.2-0.20180830191138-d8f796af33cc // indirect
 	github.com/decred/dcrd/dcrec/secp256k1/v4 v4.4.0 // indirect
 	github.com/emicklei/go-restful/v3 v3.13.0 // indirect
-	github.com/envoyproxy/go-control-plane/contrib v1.36.1-0.20260713214202-ca8ce173c36f // indirect
-	github.com/envoyproxy/go-control-plane/envoy v1.37.1-0.20260713214202-ca8ce173c36f // indirect
 	github.com/envoyproxy/protoc-gen-validate v1.3.3 // indirect
 	github.com/fsnotify/fsnotify v1.10.1 // indirect
 	github.com/fxamacker/cbor/v2 v2.9.0 // indirect
@@ -116,8 +138,6 @@ require (
 	gopkg.in/evanphx/json-patch.v4 v4.13.0 // indirect
 	gopkg.in/inf.v0 v0.9.1 // indirect
 	gopkg.in/natefinch/lumberjack.v2 v2.2.1 // indirect
-	istio.io/api v1.30.8 // indirect
-	istio.io/client-go v1.30.8 // indirect
 	k8s.io/apiextensions-apiserver v0.35.3 // indirect
 	k8s.io/apiserver v0.35.3 // indirect
 	k8s.io/client-go v0.35.3 // indirect

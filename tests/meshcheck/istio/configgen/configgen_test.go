@@ -2,17 +2,25 @@ package configgen
 
 // The scenario input (JSON):
 //
-//	{"scenarios": [{"id": "...", "configs": "<YAML stream of Istio objects and ServiceEntries>",
-//	  "proxies": [{"id": "...", "namespace": "...", "serviceAccount": "...", "ip": "...",
-//	               "labels": {...}}]}]}
+//	{"scenarios": [{"id": "...", "configs": "<YAML stream of Istio objects>",
+//	  "services": [{"name", "namespace", "vip", "ports": [{"name", "port", "protocol",
+//	                "appProtocol", "targetPort"}],
+//	                "endpoints": [{"ip", "labels", "serviceAccount"}]}],
+//	  "proxies": [{"id", "namespace", "serviceAccount", "ip", "labels", "client"}]}]}
 //
-// The output (JSON): per scenario and proxy, the proxy's outbound HTTP route
-// configurations (RDS, what istiod sends the sidecar) and its virtualInbound
+// Each service is a Kubernetes Service in all but name: it becomes a
+// MESH_INTERNAL ServiceEntry for <name>.<namespace>.svc.cluster.local whose
+// port protocols istiod infers with its own Kubernetes rule
+// (kube.ConvertProtocol: appProtocol, then name prefix, then UDP/SCTP), and
+// whose endpoints are the pods.  NewConfigGenTest has no Kubernetes registry,
+// so ServiceEntries stand in for Services.
+//
+// The output (JSON): per scenario and proxy, the proxy's virtualInbound
 // listener (LDS; the HTTP and network RBAC filters of every inbound filter
-// chain), each as protojson with the Any payloads expanded.  Configs are
-// converted with istiod's own CRD conversion and the cluster.local domain
-// suffix, as istiod's Kubernetes config controller does; ServiceEntries stand
-// in for Kubernetes Services and their endpoints for pods.
+// chain) and, for a "client" proxy, its outbound listeners (TCP routes) and
+// HTTP route configurations (RDS), each as protojson with the Any payloads
+// expanded.  Configs are converted with istiod's own CRD conversion and the
+// cluster.local domain suffix, as istiod's Kubernetes config controller does.
 
 import (
 	"bytes"
@@ -26,12 +34,17 @@ import (
 
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	corev1 "k8s.io/api/core/v1"
 	kubeyaml "k8s.io/apimachinery/pkg/util/yaml"
+
+	networking "istio.io/api/networking/v1alpha3"
 
 	"istio.io/istio/pilot/pkg/config/kube/crd"
 	"istio.io/istio/pilot/pkg/model"
 	"istio.io/istio/pilot/pkg/networking/core"
 	"istio.io/istio/pkg/config"
+	configkube "istio.io/istio/pkg/config/kube"
+	"istio.io/istio/pkg/config/schema/gvk"
 	"istio.io/istio/pkg/config/schema/collections"
 	"istio.io/istio/pkg/config/schema/resource"
 	istiolog "istio.io/istio/pkg/log"
@@ -39,24 +52,50 @@ import (
 
 const domainSuffix = "cluster.local"
 
+type portSpec struct {
+	Name        string `json:"name"`
+	Port        int32  `json:"port"`
+	Protocol    string `json:"protocol"`
+	AppProtocol string `json:"appProtocol"`
+	// A container port number; names are not resolved (0: same as port).
+	TargetPort uint32 `json:"targetPort"`
+}
+
+type endpointSpec struct {
+	IP             string            `json:"ip"`
+	Labels         map[string]string `json:"labels"`
+	ServiceAccount string            `json:"serviceAccount"`
+}
+
+type serviceSpec struct {
+	Name      string         `json:"name"`
+	Namespace string         `json:"namespace"`
+	VIP       string         `json:"vip"`
+	Ports     []portSpec     `json:"ports"`
+	Endpoints []endpointSpec `json:"endpoints"`
+}
+
 type proxySpec struct {
 	ID             string            `json:"id"`
 	Namespace      string            `json:"namespace"`
 	ServiceAccount string            `json:"serviceAccount"`
 	IP             string            `json:"ip"`
 	Labels         map[string]string `json:"labels"`
+	Client         bool              `json:"client"`
 }
 
 type scenario struct {
-	ID      string      `json:"id"`
-	Configs string      `json:"configs"`
-	Proxies []proxySpec `json:"proxies"`
+	ID       string        `json:"id"`
+	Configs  string        `json:"configs"`
+	Services []serviceSpec `json:"services"`
+	Proxies  []proxySpec   `json:"proxies"`
 }
 
 type proxyOut struct {
-	ID      string            `json:"id"`
-	Routes  []json.RawMessage `json:"routes"`
-	Inbound json.RawMessage   `json:"inbound"`
+	ID       string            `json:"id"`
+	Routes   []json.RawMessage `json:"routes"`
+	Outbound []json.RawMessage `json:"outbound"`
+	Inbound  json.RawMessage   `json:"inbound"`
 	// Service targets istiod found for the proxy: "host:port/protocol".
 	Targets []string `json:"targets"`
 }
@@ -110,6 +149,9 @@ func generate(t *testing.T, sc scenario) scenarioOut {
 	if err != nil {
 		t.Fatalf("scenario %s: %v", sc.ID, err)
 	}
+	for _, svc := range sc.Services {
+		configs = append(configs, serviceEntry(svc))
+	}
 	cg := core.NewConfigGenTest(t, core.TestOptions{Configs: configs})
 	result := scenarioOut{ID: sc.ID, Proxies: []proxyOut{}}
 	for _, ps := range sc.Proxies {
@@ -124,19 +166,24 @@ func generate(t *testing.T, sc scenario) scenarioOut {
 				ServiceAccount: ps.ServiceAccount,
 			},
 		})
-		po := proxyOut{ID: ps.ID, Routes: []json.RawMessage{}, Targets: []string{}}
+		po := proxyOut{ID: ps.ID, Routes: []json.RawMessage{}, Outbound: []json.RawMessage{}, Targets: []string{}}
 		for _, target := range proxy.ServiceTargets {
 			po.Targets = append(po.Targets, string(target.Service.Hostname)+":"+
 				itoa(int(target.Port.Port))+"/"+string(target.Port.Protocol))
 		}
 		listeners := cg.Listeners(proxy)
 		for _, l := range listeners {
-			if l.Name == "virtualInbound" {
+			switch {
+			case l.Name == "virtualInbound":
 				po.Inbound = mustJSON(t, l)
+			case ps.Client && l.Name != "virtualOutbound":
+				po.Outbound = append(po.Outbound, mustJSON(t, l))
 			}
 		}
-		for _, r := range cg.RoutesFromListeners(proxy, listeners) {
-			po.Routes = append(po.Routes, mustJSON(t, r))
+		if ps.Client {
+			for _, r := range cg.RoutesFromListeners(proxy, listeners) {
+				po.Routes = append(po.Routes, mustJSON(t, r))
+			}
 		}
 		result.Proxies = append(result.Proxies, po)
 	}
@@ -179,6 +226,47 @@ func parse(text string) ([]config.Config, error) {
 		// Creation order decides which VirtualService wins a host; keep the stream's.
 		cfg.CreationTimestamp = created.Add(time.Duration(i) * time.Second)
 		out = append(out, *cfg)
+	}
+}
+
+// serviceEntry stands in for a Kubernetes Service and its pods.
+func serviceEntry(svc serviceSpec) config.Config {
+	se := &networking.ServiceEntry{
+		Hosts:      []string{svc.Name + "." + svc.Namespace + ".svc." + domainSuffix},
+		Location:   networking.ServiceEntry_MESH_INTERNAL,
+		Resolution: networking.ServiceEntry_STATIC,
+	}
+	if svc.VIP != "" {
+		se.Addresses = []string{svc.VIP}
+	}
+	for _, p := range svc.Ports {
+		var appProtocol *string
+		if p.AppProtocol != "" {
+			appProtocol = &p.AppProtocol
+		}
+		proto := configkube.ConvertProtocol(p.Port, p.Name, corev1.Protocol(p.Protocol), appProtocol)
+		name := p.Name
+		if name == "" {
+			name = "port-" + itoa(int(p.Port))
+		}
+		se.Ports = append(se.Ports, &networking.ServicePort{
+			Number: uint32(p.Port), Protocol: string(proto), Name: name, TargetPort: p.TargetPort,
+		})
+	}
+	for _, e := range svc.Endpoints {
+		se.Endpoints = append(se.Endpoints, &networking.WorkloadEntry{
+			Address: e.IP, Labels: e.Labels, ServiceAccount: e.ServiceAccount,
+		})
+	}
+	return config.Config{
+		Meta: config.Meta{
+			GroupVersionKind:  gvk.ServiceEntry,
+			Name:              svc.Name,
+			Namespace:         svc.Namespace,
+			Domain:            domainSuffix,
+			CreationTimestamp: time.Unix(1_600_000_000, 0),
+		},
+		Spec: se,
 	}
 }
 
