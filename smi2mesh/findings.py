@@ -31,6 +31,11 @@ class FindingReason(StrEnum):
     # An HTTP rule the mesh cannot enforce was granted at L4 instead, because
     # the user asked for it (--widen-l7-to-l4): broader than SMI allows.
     WIDENED = "Widened"
+    # An object in the cluster that smi2mesh does not manage takes precedence
+    # over what was emitted (a Linkerd ServiceProfile makes the routes for its
+    # Service inert) or holds the name it would write. The operator reports it
+    # as Conflict=True.
+    CONFLICT = "Conflict"
 
 
 @dataclass(frozen=True, slots=True, order=True)

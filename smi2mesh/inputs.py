@@ -2,11 +2,13 @@
 
 SMI objects are parsed by :mod:`smi2mesh.smi`. Services and workloads are
 context: they resolve backends, ports and ServiceAccount-to-pod selectors,
-and are never output. Documents of other API groups are passed over, since
-they are not policy; an SMI kind under a groupless apiVersion is an error,
-not passed over. References between objects are left to translation. Every
-problem in every document is collected before an
-:class:`~smi2mesh.errors.InputError` is raised, so users fix all at once.
+and are never output. Linkerd ServiceProfiles are context too: while one
+exists for a Service, Linkerd ignores the HTTPRoutes written for it.
+Documents of other API groups are passed over, since they are not policy;
+an SMI kind under a groupless apiVersion is an error, not passed over.
+References between objects are left to translation. Every problem in every
+document is collected before an :class:`~smi2mesh.errors.InputError` is
+raised, so users fix all at once.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ WORKLOAD_KINDS: Mapping[tuple[str, str], tuple[str, ...]] = {
 }
 # Read but carrying nothing translation needs beyond their existence.
 PASSIVE_KINDS = frozenset((("v1", "Namespace"),))
+# Linkerd ServiceProfile versions (both served by Linkerd 2.13-2.20).
+SERVICE_PROFILE_VERSIONS = frozenset(("linkerd.io/v1alpha1", "linkerd.io/v1alpha2"))
+MANAGED_BY = ("app.kubernetes.io/managed-by", "smi2mesh")
 
 
 def _get(obj: Any, path: Iterable[str]) -> Any:
@@ -115,6 +120,12 @@ def _context(body: Mapping[str, Any], source: str) -> tuple[object | None, list[
         ), problems
     if (api_version, kind) == ("v1", "ServiceAccount"):
         return model.ServiceAccount(m), problems
+    if kind == "ServiceProfile" and api_version in SERVICE_PROFILE_VERSIONS:
+        overrides = _get(body, ("spec", "dstOverrides"))
+        authorities = tuple(str(o.get("authority")) for o in overrides if isinstance(o, Mapping)) \
+            if isinstance(overrides, list) else ()
+        managed = m.labels.get(MANAGED_BY[0]) == MANAGED_BY[1]
+        return model.ServiceProfile(m, str(api_version), managed, authorities), problems
     template_path = WORKLOAD_KINDS.get((str(api_version), str(kind)))
     if template_path is not None:
         template = _get(body, template_path)

@@ -310,6 +310,23 @@ class ServiceAccount:
 
 
 @dataclass(frozen=True, slots=True)
+class ServiceProfile:
+    """A Linkerd ServiceProfile (``linkerd.io``), as context.
+
+    While one named ``<svc>.<ns>.svc.<cluster-domain>`` exists, Linkerd routes
+    the Service by it and ignores HTTPRoutes for it; linkerd-smi wrote such
+    profiles for TrafficSplits. *managed* says it carries smi2mesh's
+    managed-by label (the operator still checks ownership before touching it).
+    """
+
+    meta: Meta
+    api_version: str = "linkerd.io/v1alpha2"
+    managed: bool = False
+    # The authorities of its dstOverrides, for messages.
+    overrides: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Workload:
     """Anything that runs pods as a ServiceAccount: Pod, Deployment, StatefulSet, ...
 
@@ -343,6 +360,7 @@ class Inputs:
     services: tuple[Service, ...] = ()
     workloads: tuple[Workload, ...] = ()
     service_accounts: tuple[ServiceAccount, ...] = ()
+    service_profiles: tuple[ServiceProfile, ...] = ()
     # Names of ServiceAccounts and Services outside these objects, with their
     # namespaces: the operator's view of the whole cluster, which translating
     # one namespace at a time does not otherwise have.
@@ -397,6 +415,7 @@ class Inputs:
             services=take(Service),
             workloads=take(Workload),
             service_accounts=take(ServiceAccount),
+            service_profiles=take(ServiceProfile),
             # An empty view still records what is read, so keep it even when empty.
             other_identities={} if other_identities is None else other_identities,
         )
@@ -412,6 +431,11 @@ class Inputs:
     def service(self, namespace: str, name: str) -> Service | None:
         """The Service *namespace*/*name*, if present."""
         return self._services.get((namespace, name))
+
+    def service_profile(self, namespace: str, name: str) -> ServiceProfile | None:
+        """The ServiceProfile *namespace*/*name*, if present (the newest version read wins)."""
+        found = [sp for sp in self.service_profiles if (sp.meta.namespace, sp.meta.name) == (namespace, name)]
+        return found[-1] if found else None
 
     def workloads_of(self, namespace: str, service_account: str) -> list[Workload]:
         """Workloads whose pods run as *service_account* in *namespace*."""

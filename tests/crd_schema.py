@@ -183,6 +183,66 @@ class CrdIndex:
         return self.check_any(obj, source=source, served_only=served_only).errors
 
 
+# ---- Kuma's legacy specs (TrafficRoute, TrafficPermission) ---------------------------------
+#
+# Their CRDs keep ``spec`` as x-kubernetes-preserve-unknown-fields, so the API server checks
+# nothing in it; Kuma reads it as protobuf JSON with unknown fields allowed
+# (pkg/util/proto/proto.go:54-57 at v2.14.3: AllowUnknownFields), so a misspelt field is
+# dropped silently. The spec is therefore checked against the JSON Schema Kuma generates from
+# the protobuf (legacy-spec-jsonschema/<Kind>.json, draft-04), strictly: a property the
+# schema does not declare is an error here.
+
+LEGACY_SPEC_FOLDER = "kuma-v2.14.3/legacy-spec-jsonschema"
+LEGACY_SPEC_KINDS = frozenset(("TrafficRoute", "TrafficPermission"))
+
+
+@functools.cache
+def _legacy_schema(root: Path, kind: str) -> Mapping[str, Any]:
+    loaded: Mapping[str, Any] = json.loads((root / LEGACY_SPEC_FOLDER / f"{kind}.json").read_text())
+    return loaded
+
+
+def legacy_spec_errors(obj: Mapping[str, Any], root: Path | str | None = None) -> list[str]:
+    """Strict errors of a Kuma legacy object's ``spec`` against Kuma's generated JSON Schema."""
+    kind = str(obj.get("kind"))
+    if kind not in LEGACY_SPEC_KINDS or not str(obj.get("apiVersion", "")).startswith("kuma.io/"):
+        raise LookupError(f"no legacy spec schema for {obj.get('apiVersion')} {kind}")
+    schema = _legacy_schema(Path(root or default_crds_dir()).resolve(), kind)
+    errors: list[str] = []
+    _json_schema(obj.get("spec"), schema, schema, "spec", errors)
+    return errors
+
+
+def _json_schema(v: Any, s: Mapping[str, Any], root: Mapping[str, Any], path: str,
+                 errors: list[str]) -> None:
+    """The draft-04 keywords these schemas use: $ref, type, properties, additionalProperties, items."""
+    ref = s.get("$ref")
+    if isinstance(ref, str):
+        target: Any = root
+        for part in ref.removeprefix("#/").split("/"):
+            target = target[part]
+        _json_schema(v, target, root, path, errors)
+        return
+    t = s.get("type")
+    if isinstance(t, str) and t in _TYPES and not _TYPES[t](v):
+        errors.append(f"{path}: Invalid value: {_show(v)}: must be of type {t}")
+        return
+    if isinstance(v, list) and isinstance(s.get("items"), Mapping):
+        for i, item in enumerate(v):
+            _json_schema(item, s["items"], root, f"{path}[{i}]", errors)
+    if isinstance(v, Mapping):
+        props: Mapping[str, Any] = s.get("properties") or {}
+        extra = s.get("additionalProperties")
+        for k, sub in v.items():
+            if k in props:
+                _json_schema(sub, props[k], root, f"{path}.{k}", errors)
+            elif isinstance(extra, Mapping) and not props:
+                # A map field (tags, headers): its values have a schema, its keys are free.
+                _json_schema(sub, extra, root, f"{path}[{k}]", errors)
+            else:
+                errors.append(f"{path}.{k}: unknown field (Kuma would ignore it)")
+
+
 @functools.cache
 def _cached_index(root: Path, prefer: tuple[str, ...]) -> CrdIndex:
     return CrdIndex(_load_root(root), prefer)

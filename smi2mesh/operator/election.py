@@ -378,6 +378,7 @@ class Election:
     def __init__(self, elector: Elector) -> None:
         self.elector = elector
         self._stop = threading.Event()
+        self.first_round = threading.Event()  # set once this replica knows whether it leads
         self._thread = threading.Thread(target=self._run, daemon=True, name="smi2mesh-election")
 
     def start(self) -> None:
@@ -390,6 +391,7 @@ class Election:
             except Exception:  # never let the loop die: /healthz would report it stuck
                 log.exception("leader election round failed")
                 delay = self.elector.timing.retry_period
+            self.first_round.set()
             self._stop.wait(delay)
 
     def stuck(self) -> bool:

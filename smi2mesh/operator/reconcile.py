@@ -38,7 +38,15 @@ from smi2mesh.findings import Finding, FindingReason
 from smi2mesh.model import Inputs, SmiObject
 from smi2mesh.operator.config import MESH_LABEL, OperatorConfig
 from smi2mesh.operator.kube import ApiError, Kube, Resource, TransientApiError
-from smi2mesh.operator.store import CONTEXT_KINDS, SMI_KINDS, VERSION_KEY, Body, Key, Store
+from smi2mesh.operator.store import (
+    CONTEXT_KINDS,
+    OUTPUT_CONTEXT_KINDS,
+    SMI_KINDS,
+    VERSION_KEY,
+    Body,
+    Key,
+    Store,
+)
 from smi2mesh.status import ConditionStatus, ConditionType
 from smi2mesh.translate import translate
 from smi2mesh.translators import TRANSLATORS
@@ -263,7 +271,8 @@ def plan_namespace(namespace: str, store: Store, config: OperatorConfig, parser:
                                   f"(enabled: {', '.join(sorted(config.meshes))})")
                 continue
             by_mesh.setdefault(mesh, []).append(obj)
-    context = [c for key in CONTEXT_KINDS for body in store.in_namespace(key, namespace).values()
+    context = [c for key in (*CONTEXT_KINDS, *OUTPUT_CONTEXT_KINDS)
+               for body in store.in_namespace(key, namespace).values()
                for c in [parser.parse(body)[0]] if c is not None]
     desired: dict[tuple[str, str, str], tuple[Body, str]] = {}
     options = config.options()
@@ -273,7 +282,15 @@ def plan_namespace(namespace: str, store: Store, config: OperatorConfig, parser:
                            dataclasses.replace(options, profile=(profiles or {}).get(mesh)))
         for f in result.findings:
             target = plan.outcomes.get(f"{f.kind}/{f.namespace}/{f.name}")
-            if target is not None and f not in target.findings:
+            if target is None:
+                continue
+            if f.reason is FindingReason.CONFLICT:
+                # A foreign object (a Linkerd ServiceProfile) overrides or holds what
+                # we write: Conflict=True with an Event, like a foreign namesake.
+                note = f"{f.field}: {f.message}"
+                if note not in target.conflicts:
+                    target.conflicts.append(note)
+            elif f not in target.findings:
                 target.findings.append(f)
         for obj in result.objects:
             obj["metadata"]["labels"][MESH_LABEL] = mesh

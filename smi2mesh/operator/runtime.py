@@ -436,6 +436,11 @@ class Operator:
     async def _standby(self) -> None:
         """Wait, cache warm and ready, until this replica leads; then mark everything for a full pass."""
         self._status_due.clear()
+        if not self.ready.is_set() and self.election is not None:
+            # The first round decides: a replica about to lead is ready after its first pass.
+            await asyncio.to_thread(self.election.first_round.wait, self.config.renew_deadline)
+            if self.may_write():
+                return
         self.ready.set()  # a standby serves metrics and is ready to take over
         while not self.may_write():
             self._leading.clear()

@@ -37,6 +37,12 @@ CONTEXT_KINDS: Mapping[Key, str] = {
     ("", "pods"): "Pod",
     ("", "serviceaccounts"): "ServiceAccount",
 }
+# Kinds a profile may write that translation also reads as context; they are
+# watched as outputs (only when their CRD is served). A Linkerd ServiceProfile
+# makes the HTTPRoutes of its Service inert, whoever wrote it.
+OUTPUT_CONTEXT_KINDS: Mapping[Key, str] = {
+    ("linkerd.io", "serviceprofiles"): "ServiceProfile",
+}
 # Kinds whose names are identities across the cluster: Consul CE cannot tell
 # same-named services of two namespaces apart (see :class:`IdentityView`).
 IDENTITY_KINDS: frozenset[Key] = frozenset((("", "services"), ("", "serviceaccounts")))

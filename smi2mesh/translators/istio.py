@@ -186,14 +186,19 @@ def _http_entries(ts: TrafficSplit, em: Emitter, has_matches: bool,
             entry = {"match": [{"port": port}], **entry}
         return [entry]
     out: list[Obj] = []
-    for name, conditions in requests:
+    for name, conditions in _reachable(requests):
+        if not conditions:
+            # A match without conditions splits every request: the routes after
+            # it, the root fallback included, could never be reached (istiod
+            # warns "rule not used"), so it is the last route.
+            last: Obj = {"name": name, "route": _weighted(ts, em, port)}
+            if port is not None:
+                last = {"name": name, "match": [{"port": port}], "route": last["route"]}
+            out.append(last)
+            return out
         request: Obj = dict(conditions)
         if port is not None:
             request["port"] = port
-        elif not request:
-            # A match without conditions must stay a match: a route without
-            # one would be a catch-all and hide the root fallback.
-            request = {"uri": {"prefix": "/"}}
         out.append({"name": name, "match": [request], "route": _weighted(ts, em, port)})
     # SMI keeps requests that match no HTTPRouteGroup on the root Service.
     fallback: Obj = {"route": [{"destination": _destination(ts.service, ts, em, port)}]}
@@ -201,6 +206,39 @@ def _http_entries(ts: TrafficSplit, em: Emitter, has_matches: bool,
         fallback = {"match": [{"port": port}], **fallback}
     out.append(fallback)
     return out
+
+
+def _reachable(requests: list[tuple[str, Obj]]) -> list[tuple[str, Obj]]:
+    """The match requests no earlier one covers.
+
+    Every matched route sends to the same weighted backends, so dropping one
+    that an earlier match covers changes nothing, and keeps the unreachable
+    route (which istiod warns about) out of the VirtualService.
+    """
+    kept: list[tuple[str, Obj]] = []
+    for name, conditions in requests:
+        if not any(_covers(earlier, conditions) for _, earlier in kept):
+            kept.append((name, conditions))
+    return kept
+
+
+def _covers(a: Obj, b: Obj) -> bool:
+    """Whether every request that HTTPMatchRequest ``b`` matches also matches ``a``.
+
+    Conservative: only the certain cases (same conditions, a path prefix of
+    ``b``'s path, fewer header conditions) count.
+    """
+    a_uri, b_uri = a.get("uri"), b.get("uri")
+    if a_uri is not None and a_uri != b_uri:
+        a_prefix = a_uri.get("prefix")
+        b_path = None if b_uri is None else b_uri.get("prefix", b_uri.get("exact"))
+        if a_prefix is None or b_path is None or not b_path.startswith(a_prefix):
+            return False
+    if "method" in a and a["method"] != b.get("method"):
+        return False
+    b_headers = b.get("headers", {})
+    return all(name in b_headers and b_headers[name] == value
+               for name, value in a.get("headers", {}).items())
 
 
 def _match_request(ts: TrafficSplit, em: Emitter, m: HTTPMatch) -> Obj | None:

@@ -16,6 +16,11 @@
   ``targetRef.sectionName`` (Kuma 2.14.3 accepts it on a Dataplane targetRef of
   an inbound policy: ``ValidateTargetRef``, pkg/core/resources/apis/mesh/validators.go:386-395).
 * Every destination gets a deny-by-default policy (see :meth:`KumaTranslator.finish`).
+* Releases without MeshTrafficPermission ``rules`` (Kuma 2.10-2.11) get ``from``
+  entries instead, naming each source by the tags of its proxies (pod labels,
+  ``k8s.kuma.io/namespace``; :func:`smi2mesh.translators.kuma_legacy.identity_tags`),
+  and a ``from`` Mesh Deny as the deny-by-default. The legacy profile
+  (TrafficRoute/TrafficPermission) is :mod:`smi2mesh.translators.kuma_legacy`.
 
 Prerequisites Kuma needs and SMI does not carry are reported as findings:
 references to MeshService ports resolve only with ``meshServices.mode``
@@ -36,6 +41,7 @@ from smi2mesh.findings import FindingReason
 from smi2mesh.model import (
     HTTPMatch,
     Identity,
+    Inputs,
     Protocol,
     Service,
     ServicePort,
@@ -43,15 +49,19 @@ from smi2mesh.model import (
     TrafficTarget,
 )
 from smi2mesh.regex import MatchType, classify_value
+from smi2mesh.translators import kuma_legacy, profiles
 from smi2mesh.translators.base import (
     Emitter,
     Obj,
+    Options,
     OutputKind,
+    TranslationResult,
     Translator,
     grants,
     split_matches,
 )
 from smi2mesh.translators.gateway_api import is_tcp_only, root_ports, route_matches
+from smi2mesh.translators.profiles import Feature
 
 KUMA_V1ALPHA1 = "kuma.io/v1alpha1"
 MESH_LABEL = "kuma.io/mesh"
@@ -123,7 +133,14 @@ class KumaTranslator(Translator):
         OutputKind("kuma.io/v1alpha1", "MeshHTTPRoute", "meshhttproutes"),
         OutputKind("kuma.io/v1alpha1", "MeshTCPRoute", "meshtcproutes"),
         OutputKind("kuma.io/v1alpha1", "MeshTrafficPermission", "meshtrafficpermissions"),
+        *kuma_legacy.LEGACY.emits,
     )
+
+    def translate(self, inputs: Inputs, options: Options) -> TranslationResult:
+        """The new policies, or the legacy ones where the profile asks for them."""
+        if (options.profile or profiles.default(self.name)).has(Feature.KUMA_LEGACY):
+            return kuma_legacy.LEGACY.translate(inputs, options)
+        return super().translate(inputs, options)
 
     # ---- TrafficSplit ------------------------------------------------------
 
@@ -225,7 +242,8 @@ class KumaTranslator(Translator):
         if not everywhere and not sections:
             return
         td = em.options.trust_domain
-        if not _TRUST_DOMAIN.match(td):
+        rules_mode = em.profile.has(Feature.KUMA_MTP_RULES)
+        if rules_mode and not _TRUST_DOMAIN.match(td):
             em.finding(tt, tt.path("sources"), FindingReason.ACCESS_FAIL_CLOSED,
                        f"trust domain {td!r} is not a valid SPIFFE trust domain; the TrafficTarget "
                        "grants nothing")
@@ -233,16 +251,21 @@ class KumaTranslator(Translator):
         if run.anchor is None:
             run.anchor = tt
         sources = sorted(set(tt.sources), key=lambda s: (s.namespace, s.name))
-        rules = [{"default": {"allow": [
-            {"spiffeID": {"type": "Exact", "value": spiffe_id(s, td)}} for s in sources]}}]
+        grant: Obj = {"rules": [{"default": {"allow": [
+            {"spiffeID": {"type": "Exact", "value": spiffe_id(s, td)}} for s in sources]}}]}
+        if not rules_mode:
+            allowed = _from_sources(tt, em)
+            if not allowed:
+                return
+            grant = {"from": allowed}
         selector = {"kind": "Dataplane", "labels": {SA_LABEL: dest.name}}
         if everywhere:
             em.emit(KUMA_V1ALPHA1, "MeshTrafficPermission", dest.namespace, tt.meta.name,
-                    {"targetRef": selector, "rules": rules}, [tt], extra_labels=kuma_labels())
+                    {"targetRef": selector, **grant}, [tt], extra_labels=kuma_labels())
             return
         for port, section in sorted(sections.items()):
             em.emit(KUMA_V1ALPHA1, "MeshTrafficPermission", dest.namespace, f"{tt.meta.name}-{port}",
-                    {"targetRef": {**selector, "sectionName": section}, "rules": rules}, [tt],
+                    {"targetRef": {**selector, "sectionName": section}, **grant}, [tt],
                     extra_labels=kuma_labels())
 
     def _scopes(self, tt: TrafficTarget, em: Emitter) -> tuple[bool, dict[int, str]]:
@@ -310,11 +333,13 @@ class KumaTranslator(Translator):
         """A deny-by-default per destination, and the prerequisites once per run."""
         run = em.state(_KumaRun)
         td = em.options.trust_domain
+        rules_mode = em.profile.has(Feature.KUMA_MTP_RULES)
+        bad_td = rules_mode and not _TRUST_DOMAIN.match(td)
         for (ns, name), tts in sorted(run.destinations.items()):
             policy = f"{name}-smi-default-deny"
-            if not _TRUST_DOMAIN.match(td) or len(policy) > _MAX_NAME:
+            if bad_td or len(policy) > _MAX_NAME:
                 why = ("the trust domain is not a valid SPIFFE trust domain"
-                       if not _TRUST_DOMAIN.match(td) else f"{policy!r} is too long a name")
+                       if bad_td else f"{policy!r} is too long a name")
                 for tt in tts:
                     em.finding(tt, tt.path("destination"), FindingReason.ACCESS_FAIL_CLOSED,
                                f"no deny-by-default is emitted for {ns}/{name} ({why}); {KUMA_DEFAULT}")
@@ -328,11 +353,21 @@ class KumaTranslator(Translator):
             spec = {"targetRef": {"kind": "Dataplane", "labels": {SA_LABEL: name}},
                     "rules": [{"default": {"deny": [
                         {"spiffeID": {"type": "Exact", "value": f"spiffe://{td}"}}]}}]}
+            if not rules_mode:
+                # `from` entries merge by specificity: every MeshSubset allow
+                # outranks this Mesh-wide deny for the clients it names.
+                spec = {"targetRef": spec["targetRef"],
+                        "from": [{"targetRef": {"kind": "Mesh"}, "default": {"action": "Deny"}}]}
             em.emit(KUMA_V1ALPHA1, "MeshTrafficPermission", ns, policy, spec, tts,
                     extra_labels=kuma_labels())
             if run.anchor is None:
                 run.anchor = tts[0]
-        if run.anchor is not None:
+        if run.anchor is not None and not rules_mode:
+            em.finding(run.anchor, run.anchor.path("sources"), FindingReason.PREREQUISITE,
+                       "Kuma enforces MeshTrafficPermission only with mTLS; `from` matches sources by "
+                       "the tags of their proxies (pod labels and k8s.kuma.io/namespace), which Kuma "
+                       "gives only pods a Service selects")
+        elif run.anchor is not None:
             em.finding(run.anchor, run.anchor.path("sources"), FindingReason.PREREQUISITE,
                        f"Kuma enforces MeshTrafficPermission only with mTLS, and issues SPIFFE IDs "
                        f"spiffe://{td}/ns/<namespace>/sa/<serviceaccount> only from a MeshIdentity with "
@@ -342,6 +377,22 @@ class KumaTranslator(Translator):
 
 # Kubernetes object names (DNS-1123 subdomains) are at most this long.
 _MAX_NAME = 253
+
+
+def _from_sources(tt: TrafficTarget, em: Emitter) -> list[Obj]:
+    """``from`` allow entries naming each source by its proxies' tags; unmatchable ones reported."""
+    out: list[Obj] = []
+    for i, s in enumerate(tt.sources):
+        found = kuma_legacy.identity_tags(s, em)
+        if isinstance(found, str):
+            em.finding(tt, tt.path(f"sources[{i}]"), FindingReason.ACCESS_FAIL_CLOSED,
+                       f"{em.profile.describe()} names sources by the tags of their proxies (no "
+                       f"MeshTrafficPermission rules before Kuma 2.12), and {found}; this source is "
+                       "not allowed")
+            continue
+        out.extend({"targetRef": {"kind": "MeshSubset", "tags": tags}, "default": {"action": "Allow"}}
+                   for tags in found)
+    return out
 KUMA_DEFAULT = ("Kuma's default applies to it: with mTLS, an inbound no MeshTrafficPermission "
                 "`rules` select is denied, unless a TrafficPermission exists (such as "
                 "allow-all-<mesh>, created when kuma-cp's createMeshRoutingResources is on), "

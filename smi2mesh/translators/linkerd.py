@@ -45,6 +45,7 @@ import re2
 from smi2mesh.findings import FindingReason
 from smi2mesh.model import HTTPMatch, Protocol, TrafficSplit, TrafficTarget, Workload
 from smi2mesh.regex import re2_error
+from smi2mesh.translators import linkerd_profiles
 from smi2mesh.translators.base import (
     GATEWAY_ROUTES,
     Emitter,
@@ -58,6 +59,7 @@ from smi2mesh.translators.base import (
     pod_ports,
 )
 from smi2mesh.translators.gateway_api import route_matches, split_routes
+from smi2mesh.translators.profiles import Feature
 
 POLICY_GROUP = "policy.linkerd.io"
 SERVER_API = f"{POLICY_GROUP}/v1beta3"
@@ -299,10 +301,18 @@ class LinkerdTranslator(Translator):
         OutputKind("policy.linkerd.io/v1beta3", "HTTPRoute", "httproutes"),
         OutputKind("policy.linkerd.io/v1alpha1", "AuthorizationPolicy", "authorizationpolicies"),
         OutputKind("policy.linkerd.io/v1alpha1", "MeshTLSAuthentication", "meshtlsauthentications"),
+        # Linkerd 2.13 (profiles.py): Server and HTTPRoute at older versions, splits as ServiceProfiles.
+        OutputKind("policy.linkerd.io/v1beta1", "Server", "servers"),
+        OutputKind("policy.linkerd.io/v1beta2", "HTTPRoute", "httproutes"),
+        OutputKind("linkerd.io/v1alpha2", "ServiceProfile", "serviceprofiles"),
     )
 
     def split(self, ts: TrafficSplit, em: Emitter) -> None:
+        if em.profile.has(Feature.LINKERD_SERVICE_PROFILES):
+            linkerd_profiles.legacy_split(ts, em)
+            return
         split_routes(ts, em, target="Linkerd")
+        linkerd_profiles.report_shadowing(ts, em)
 
     def target(self, tt: TrafficTarget, em: Emitter) -> None:
         pod_sets = destination_pods(tt, em, linkerd_default())
@@ -357,8 +367,10 @@ class LinkerdTranslator(Translator):
                 what = ("HTTP rules allow every port; on the pods {} they are" if matches is not None
                         else "rule allows every port; on the pods {} it is")
                 message = f"the {what.format(_selector_text(pods))} granted on "
+                deny = ("Server with accessPolicy deny" if em.profile.has(Feature.LINKERD_SERVER_ACCESS_POLICY)
+                        else "Server, which denies what no authorization allows")
                 message += (f"the ports known for them ({', '.join(map(str, granted))}), each a "
-                            "Server with accessPolicy deny; " if granted else "no known port; ")
+                            f"{deny}; " if granted else "no known port; ")
                 if opaque:
                     message += (f"not on {', '.join(map(str, opaque))}, which Linkerd treats as "
                                 "opaque by default (no HTTP request is seen there), so its deny "
@@ -424,12 +436,13 @@ class LinkerdTranslator(Translator):
         if server.selector_count > 1:
             base = f"{base}-{server.selector_index + 1}"
         name = names.take("Server", ns, base)
-        em.emit(SERVER_API, "Server", ns, name, {
-            "podSelector": {"matchLabels": dict(server.selector)},
-            "port": server.port,
-            "proxyProtocol": _protocol(server),
-            "accessPolicy": "deny",
-        }, [*server.targets(), *server.denies])
+        spec: Obj = {"podSelector": {"matchLabels": dict(server.selector)}, "port": server.port,
+                     "proxyProtocol": _protocol(server)}
+        if em.profile.has(Feature.LINKERD_SERVER_ACCESS_POLICY):
+            spec["accessPolicy"] = "deny"
+        # Before accessPolicy (Server v1beta1) a Server denies what no authorization allows.
+        em.emit(em.profile.api(POLICY_GROUP, "Server"), "Server", ns, name, spec,
+                [*server.targets(), *server.denies])
         server_ref = {"group": POLICY_GROUP, "kind": "Server", "name": name}
 
         def policy(tt: TrafficTarget, target: Obj) -> None:
@@ -448,13 +461,14 @@ class LinkerdTranslator(Translator):
             # Requests matching no route are refused, which would take HTTP
             # away from the L4 sources; a catch-all route without a policy of
             # its own is authorized by the Server-level policies only.
-            em.emit(ROUTE_API, "HTTPRoute", ns, names.take("HTTPRoute", ns, f"{name}-l4-authz"), {
+            em.emit(em.profile.api(POLICY_GROUP, "HTTPRoute"), "HTTPRoute", ns,
+                    names.take("HTTPRoute", ns, f"{name}-l4-authz"), {
                 "parentRefs": [dict(server_ref)],
                 "rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "/"}}]}],
             }, server.l4)
         for tt, matches in server.http:
             route = names.take("HTTPRoute", ns, f"{authn[(tt.meta.namespace, tt.meta.name)]}-{name}-authz")
-            em.emit(ROUTE_API, "HTTPRoute", ns, route,
+            em.emit(em.profile.api(POLICY_GROUP, "HTTPRoute"), "HTTPRoute", ns, route,
                     {"parentRefs": [dict(server_ref)], "rules": rules_of(matches)}, [tt])
             policy(tt, {"group": POLICY_GROUP, "kind": "HTTPRoute", "name": route})
         if server.http:

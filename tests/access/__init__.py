@@ -51,7 +51,9 @@ def http_match_allows(m: HTTPMatch, req: HttpRequest) -> bool:
     """SMI semantics of one HTTP match: path prefix-anchored, headers full-match, methods."""
     if m.methods and req.method not in m.methods:
         return False
-    if m.path_regex is not None and not _re2_search_prefix(m.path_regex, req.path):
+    # The regex reads the path: the query string is not part of it (RFC 3986),
+    # and the meshes' matchers (Envoy route and RBAC path matching) strip it.
+    if m.path_regex is not None and not _re2_search_prefix(m.path_regex, req.path.split("?", 1)[0]):
         return False
     for h in m.headers:
         value = req.headers.get(h.name)

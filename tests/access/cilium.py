@@ -10,7 +10,14 @@ Independent of the translator: it only knows the Cilium policy language
   ``io.kubernetes.pod.namespace`` besides its own labels.
 * Allow rules are a union: a request passes when some ingress rule of some
   applicable policy allows it. An ingress rule needs its peer selector and its
-  ``toPorts`` to match. ``fromEndpoints`` selectors without a namespace
+  ``toPorts`` to match. L7 takes the port over, though: when any rule that
+  lets the peer reach the port (in any policy, on a single port or on a range
+  or wildcard covering it) carries HTTP rules, the datapath sends that peer's
+  traffic on that port to the proxy (the policy-map entry is a redirect), so
+  traffic that is not HTTP is dropped there, and an L3/L4-only rule for the
+  same peer and port then allows every request. The meshcheck differential
+  (tests/meshcheck/test_cilium_differential.py) reads this from Cilium's own
+  policy repository. ``fromEndpoints`` selectors without a namespace
   requirement only select the policy's namespace; an empty non-nil list
   selects nothing; a missing one is a wildcard only when ``toPorts`` is set.
 * ``toPorts``: absent means every port and protocol. Port ``"0"`` is every
@@ -138,40 +145,55 @@ def http_rule_matches(rule: Mapping[str, Any], req: HttpRequest) -> bool:
     return True
 
 
-def _to_ports_allow(rule: Mapping[str, Any], req: Request) -> bool:
+def _grants(rule: Mapping[str, Any], req: Request) -> list[list[Any]]:
+    """The HTTP rule lists (empty: L3/L4 only) of the parts of *rule* covering req's port."""
     to_ports = rule.get("toPorts")
     if not to_ports:
-        return True
+        return [[]]
+    out = []
     for port_rule in to_ports:
         if not any(_port_matches(pp, req) for pp in port_rule.get("ports") or []):
             continue
         l7 = port_rule.get("rules") or {}
         if any(l7.get(k) for k in ("kafka", "dns", "l7proto", "l7")):
             raise NotImplementedError(f"L7 rules {sorted(l7)}")
-        http = l7.get("http")
-        if not http:
-            return True
-        if req.http is not None and any(http_rule_matches(h, req.http) for h in http):
-            return True
-    return False
+        out.append(list(l7.get("http") or []))
+    return out
 
 
-def policy_allows(policy: Mapping[str, Any], req: Request) -> bool:
-    """Whether one CiliumNetworkPolicy explicitly allows *req* at the destination's ingress."""
+def _policy_grants(policy: Mapping[str, Any], req: Request) -> list[list[Any]]:
+    """What one CiliumNetworkPolicy grants req's peer on req's port, rule part by rule part."""
     spec = policy.get("spec") or {}
     for key in _UNMODELLED_SPEC:
         if spec.get(key):
             raise NotImplementedError(f"spec.{key}")
     ns = policy["metadata"]["namespace"]
     if not _selects_destination(policy, req):
-        return False
+        return []
+    out = []
     for rule in spec.get("ingress") or []:
         for key in _UNMODELLED_RULE:
             if rule.get(key):
                 raise NotImplementedError(f"ingress.{key}")
-        if _peer_matches(rule, ns, req) and _to_ports_allow(rule, req):
-            return True
-    return False
+        if _peer_matches(rule, ns, req):
+            out.extend(_grants(rule, req))
+    return out
+
+
+def _verdict(grants: list[list[Any]], req: Request) -> bool:
+    if not grants:
+        return False
+    if not any(grants):
+        return True
+    # Redirected to the proxy: only HTTP gets through, and an L3/L4 grant
+    # allows every request.
+    return req.http is not None and any(
+        not http or any(http_rule_matches(h, req.http) for h in http) for http in grants)
+
+
+def policy_allows(policy: Mapping[str, Any], req: Request) -> bool:
+    """Whether one CiliumNetworkPolicy, alone, explicitly allows *req* at the destination's ingress."""
+    return _verdict(_policy_grants(policy, req), req)
 
 
 def _selects_destination(policy: Mapping[str, Any], req: Request) -> bool:
@@ -202,7 +224,8 @@ def default_denies(objects: list[dict[str, Any]], req: Request) -> bool:
 
 
 def allows(objects: list[dict[str, Any]], req: Request) -> bool:
-    """True only if some emitted CiliumNetworkPolicy explicitly allows *req*."""
-    return any(
-        policy_allows(o, req) for o in objects
-        if o.get("apiVersion") == "cilium.io/v2" and o.get("kind") == "CiliumNetworkPolicy")
+    """True only if the emitted CiliumNetworkPolicies, together, explicitly allow *req*."""
+    grants = [g for o in objects
+              if o.get("apiVersion") == "cilium.io/v2" and o.get("kind") == "CiliumNetworkPolicy"
+              for g in _policy_grants(o, req)]
+    return _verdict(grants, req)

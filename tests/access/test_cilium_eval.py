@@ -179,3 +179,28 @@ def test_http_rule_semantics() -> None:
     assert http_rule_matches({"headerMatches": [{"name": "x-id", "value": ""}]}, get)
     assert http_rule_matches(
         {"headerMatches": [{"name": "x-tenant", "value": "no", "mismatch": "LOG"}]}, get)
+
+
+def test_l7_rules_take_the_port_over_for_that_peer() -> None:
+    """An L4 grant on a port that an HTTP rule range also covers no longer passes raw TCP.
+
+    Cilium's policy repository redirects the peer's traffic on that port to the
+    proxy (tests/meshcheck/test_cilium_differential.py asks it): only HTTP gets
+    through, and the L4 grant then allows any request.
+    """
+    sel = {"matchLabels": {"io.cilium.k8s.policy.serviceaccount": "client"}}
+    l4 = _policy([{"fromEndpoints": [sel], "toPorts": [{"ports": [{"port": "6379", "protocol": "TCP"}]}]}])
+    l7 = _policy([{"fromEndpoints": [sel], "toPorts": [{
+        "ports": [{"port": "1", "endPort": 65535, "protocol": "TCP"}],
+        "rules": {"http": [{"method": "GET", "path": "/cache/.*"}]}}]}])
+    raw = _req(port=6379)
+    assert policy_allows(l4, raw)
+    assert not allows([l4, l7], raw)
+    assert allows([l4, l7], _req(port=6379, http=HttpRequest("POST", "/anything")))
+    assert not allows([l4, l7], _req(port=80, http=HttpRequest("POST", "/anything")))
+    assert allows([l4, l7], _req(port=80, http=HttpRequest("GET", "/cache/x")))
+    # Another peer's L7 rules do not redirect this peer's traffic.
+    other = {"matchLabels": {"io.cilium.k8s.policy.serviceaccount": "other"}}
+    l7_other = _policy([{"fromEndpoints": [other], "toPorts": [{
+        "ports": [{"port": "6379", "protocol": "TCP"}], "rules": {"http": [{}]}}]}])
+    assert allows([l4, l7_other], raw)

@@ -46,7 +46,7 @@ def grants(
     return {(group, resource, tuple(sorted(names)), verb) for resource in resources for verb in verbs}
 
 
-def namespaced_contract(meshes: Iterable[str], *, peering: bool) -> set[Grant]:
+def namespaced_contract(meshes: Iterable[str]) -> set[Grant]:
     """What the operator needs on namespaced objects (the contract in the operator's brief)."""
     expected: set[Grant] = set()
     smi = {
@@ -65,12 +65,16 @@ def namespaced_contract(meshes: Iterable[str], *, peering: bool) -> set[Grant]:
         for kind in TRANSLATORS[mesh].emits:
             if kind.namespaced:
                 expected |= grants(kind.group, [kind.plural], WRITE)
-    if peering:
-        expected |= grants("kopf.dev", ["kopfpeerings"], ("get", "list", "watch", "patch"))
     return expected
 
 
-def cluster_contract(watch: list[str], *, peering: bool) -> set[Grant]:
+def lease_contract(lease: str) -> set[Grant]:
+    """Leader election, in the release namespace: create any Lease, get and update only ours."""
+    return (grants("coordination.k8s.io", ["leases"], ("create",))
+            | grants("coordination.k8s.io", ["leases"], ("get", "update"), names=[lease]))
+
+
+def cluster_contract(watch: list[str]) -> set[Grant]:
     """What the operator needs on cluster-scoped objects."""
     expected = grants("apiextensions.k8s.io", ["customresourcedefinitions"], READ)
     if watch:
@@ -80,8 +84,6 @@ def cluster_contract(watch: list[str], *, peering: bool) -> set[Grant]:
         expected |= grants("", ["namespaces"], ("list", "watch"))
     else:
         expected |= grants("", ["namespaces"], READ)
-        if peering:
-            expected |= grants("kopf.dev", ["clusterkopfpeerings"], ("get", "list", "watch", "patch"))
     return expected
 
 
@@ -103,7 +105,8 @@ def enabled(values: Mapping[str, Any]) -> list[str]:
 def env_of(rendered: Rendered) -> dict[str, str]:
     """Environment of the operator container."""
     container = rendered.one("Deployment")["spec"]["template"]["spec"]["containers"][0]
-    return {item["name"]: item["value"] for item in container["env"]}
+    return {item["name"]: item["value"] if "value" in item
+            else f"fieldRef:{item['valueFrom']['fieldRef']['fieldPath']}" for item in container["env"]}
 
 
 # Value sets every structural test runs on.
@@ -111,15 +114,17 @@ CASES: dict[str, dict[str, Any]] = {
     "defaults": {},
     **{f"mesh-{mesh}": {"mesh": mesh} for mesh in OPERATOR_MESHES},
     "watch-namespaces": {"watchNamespaces": WATCHED},
-    "watch-namespaces-linkerd-peering": {
+    "watch-namespaces-linkerd": {
         "mesh": "linkerd",
         "watchNamespaces": WATCHED,
-        "peering": {"enabled": True, "name": "smi2mesh"},
     },
-    "all-meshes-peering": {
+    "all-meshes": {
         "mesh": "cilium",
         "enabledMeshes": [m for m in OPERATOR_MESHES if m != "cilium"],
-        "peering": {"enabled": True, "name": "smi2mesh"},
+    },
+    "one-replica-no-election": {
+        "replicas": 1,
+        "leaderElection": {"enabled": False, "leaseDuration": 15, "renewDeadline": 10, "retryPeriod": 2},
     },
     "everything-optional": {
         "metrics": {"enabled": True, "port": 9090, "serviceMonitor": {"enabled": True, "interval": "15s",
@@ -191,7 +196,13 @@ def test_common_labels(chart: helm.Chart, values: dict[str, Any]) -> None:
         ({"widenL7ToL4": "yes"}, "/widenL7ToL4", "want boolean"),
         ({"image": {"pullPolicy": "Sometimes"}}, "/image/pullPolicy", "value must be one of"),
         ({"crds": {"install": "false"}}, "/crds/install", "want boolean"),
-        ({"replicas": 2}, "", "additional properties 'replicas' not allowed"),
+        ({"replicas": 0}, "/replicas", "minimum"),
+        ({"replicas": "2"}, "/replicas", "want integer"),
+        ({"leaderElection": {"enabled": "yes"}}, "/leaderElection/enabled", "want boolean"),
+        ({"leaderElection": {"enabled": True, "leaseDuration": 1.5, "renewDeadline": 1, "retryPeriod": 1}},
+         "/leaderElection/leaseDuration", "want integer"),
+        ({"peering": {"enabled": True, "name": "smi2mesh"}}, "",
+         "additional properties 'peering' not allowed"),
         ({"metrics": {"serviceMonitor": {"enabled": True, "scrape": "1m"}}},
          "/metrics/serviceMonitor", "additional properties 'scrape' not allowed"),
     ],
@@ -279,14 +290,15 @@ def test_image_tag_defaults_to_app_version(chart: helm.Chart) -> None:
 
 
 def test_deployment_shape(chart: helm.Chart) -> None:
-    """One replica, Recreate, probes on the health port, metrics Service on the metrics port."""
+    """Two replicas rolled one at a time, probes on the health port, metrics Service on the metrics port."""
     rendered = render(chart, {
         "metrics": {"enabled": True, "port": 9100, "serviceMonitor": {"enabled": False}},
         "health": {"port": 9101},
     })
     deployment = rendered.one("Deployment")
-    assert deployment["spec"]["replicas"] == 1
-    assert deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert deployment["spec"]["replicas"] == 2
+    assert deployment["spec"]["strategy"] == {"type": "RollingUpdate",
+                                              "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
     container = deployment["spec"]["template"]["spec"]["containers"][0]
     ports = {port["name"]: port["containerPort"] for port in container["ports"]}
     assert ports == {"metrics": 9100, "health": 9101}
@@ -324,6 +336,14 @@ def test_environment_all_namespaces(chart: helm.Chart) -> None:
         "gatewayApiVersion": "1.5.1",
     }))
     assert env == {
+        "POD_NAME": "fieldRef:metadata.name",
+        "POD_NAMESPACE": "fieldRef:metadata.namespace",
+        "SMI2MESH_LEADER_ELECTION": "true",
+        "SMI2MESH_LEADER_ELECTION_NAMESPACE": RELEASE_NAMESPACE,
+        "SMI2MESH_LEADER_ELECTION_LEASE": "smi2mesh",
+        "SMI2MESH_LEASE_DURATION": "15",
+        "SMI2MESH_RENEW_DEADLINE": "10",
+        "SMI2MESH_RETRY_PERIOD": "2",
         "SMI2MESH_MESH": "kuma",
         "SMI2MESH_ALL_NAMESPACES": "true",
         "SMI2MESH_ENABLED_MESHES": "kuma,istio",
@@ -331,7 +351,6 @@ def test_environment_all_namespaces(chart: helm.Chart) -> None:
         "SMI2MESH_CLUSTER_DOMAIN": "k8s.local",
         "SMI2MESH_METRICS_PORT": "8080",
         "SMI2MESH_HEALTH_PORT": "8081",
-        "SMI2MESH_PEERING": "",
         "SMI2MESH_LOG_LEVEL": "debug",
         "SMI2MESH_CONSUL_NAMESPACES": "mirror",
         "SMI2MESH_WIDEN_L7_TO_L4": "true",
@@ -340,12 +359,11 @@ def test_environment_all_namespaces(chart: helm.Chart) -> None:
     }
 
 
-def test_environment_watch_namespaces_and_peering(chart: helm.Chart) -> None:
-    """watchNamespaces becomes SMI2MESH_NAMESPACES; peering.enabled sets the peering name."""
-    env = env_of(render(chart, CASES["watch-namespaces-linkerd-peering"]))
+def test_environment_watch_namespaces(chart: helm.Chart) -> None:
+    """watchNamespaces becomes SMI2MESH_NAMESPACES."""
+    env = env_of(render(chart, CASES["watch-namespaces-linkerd"]))
     assert env["SMI2MESH_NAMESPACES"] == "team-a,team-b"
     assert "SMI2MESH_ALL_NAMESPACES" not in env
-    assert env["SMI2MESH_PEERING"] == "smi2mesh"
 
 
 @pytest.mark.parametrize("values", CASES.values(), ids=CASES.keys())
@@ -387,12 +405,17 @@ def test_rbac_is_exactly_the_contract(chart: helm.Chart, values: dict[str, Any])
     """ClusterRole / Roles grant exactly what the operator calls, scoped per mode."""
     rendered = render(chart, values)
     watch = list(values.get("watchNamespaces", []))
-    peering = bool(values.get("peering", {}).get("enabled"))
-    # kopf uses KopfPeering per namespace in namespaced mode, ClusterKopfPeering otherwise.
-    namespaced = namespaced_contract(enabled(values), peering=peering and bool(watch))
-    cluster = cluster_contract(watch, peering=peering)
+    namespaced = namespaced_contract(enabled(values))
+    cluster = cluster_contract(watch)
     cluster_role = rendered.one("ClusterRole")
-    roles = rendered.of_kind("Role")
+    lease_roles = [r for r in rendered.of_kind("Role") if r["metadata"]["name"].endswith("-leader-election")]
+    roles = [r for r in rendered.of_kind("Role") if r not in lease_roles]
+    if values.get("leaderElection", {}).get("enabled", True):
+        (lease_role,) = lease_roles
+        assert lease_role["metadata"]["namespace"] == RELEASE_NAMESPACE
+        assert granted(lease_role) == lease_contract("smi2mesh")
+    else:
+        assert lease_roles == []
     if watch:
         assert granted(cluster_role) == cluster
         assert sorted(role["metadata"]["namespace"] for role in roles) == sorted(watch)
@@ -409,7 +432,7 @@ def test_rbac_is_exactly_the_contract(chart: helm.Chart, values: dict[str, Any])
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
                                   "name": cluster_role["metadata"]["name"]}
     bindings = rendered.of_kind("RoleBinding")
-    assert len(bindings) == len(roles)
+    assert len(bindings) == len(roles) + len(lease_roles)
     for item in bindings:
         assert item["subjects"] == subject
         assert item["roleRef"]["kind"] == "Role"
@@ -484,26 +507,40 @@ def test_crds_install_false_renders_no_smi_crd(chart: helm.Chart) -> None:
     assert rendered.templates["smi2mesh/templates/crds.yaml"].strip() == ""
 
 
-def test_peering_objects(chart: helm.Chart) -> None:
-    """peering.enabled renders kopf's CRDs and the peering object kopf heartbeats into."""
+def test_high_availability_objects(chart: helm.Chart) -> None:
+    """Two replicas: a PDB keeping one, anti-affinity across nodes; one replica: neither."""
+    rendered = render(chart)
+    (pdb,) = rendered.of_kind("PodDisruptionBudget")
+    deployment = rendered.one("Deployment")
+    assert pdb["spec"]["minAvailable"] == 1
+    assert pdb["spec"]["selector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+    (term,) = deployment["spec"]["template"]["spec"]["affinity"]["podAntiAffinity"][
+        "preferredDuringSchedulingIgnoredDuringExecution"]
+    assert term["podAffinityTerm"]["topologyKey"] == "kubernetes.io/hostname"
+    selector = deployment["spec"]["selector"]["matchLabels"]
+    assert term["podAffinityTerm"]["labelSelector"]["matchLabels"] == selector
+    single = render(chart, {"replicas": 1})
+    assert single.of_kind("PodDisruptionBudget") == [], "a PDB on one replica would block every drain"
+    assert "affinity" not in single.one("Deployment")["spec"]["template"]["spec"]
+    # One replica keeps its standby-free rolling update: the new pod waits as a standby.
+    assert single.one("Deployment")["spec"]["strategy"]["type"] == "RollingUpdate"
+    custom = render(chart, {"affinity": {"nodeAffinity": {"x": 1}}})
+    assert custom.one("Deployment")["spec"]["template"]["spec"]["affinity"] == {"nodeAffinity": {"x": 1}}
+
+
+def test_without_leader_election_one_replica_and_recreate(chart: helm.Chart) -> None:
+    """leaderElection off: Recreate (never two writers), no Lease RBAC; replicas > 1 refused."""
+    off = {"enabled": False, "leaseDuration": 15, "renewDeadline": 10, "retryPeriod": 2}
+    rendered = render(chart, {"replicas": 1, "leaderElection": off})
+    assert rendered.one("Deployment")["spec"]["strategy"] == {"type": "Recreate"}
+    assert env_of(rendered)["SMI2MESH_LEADER_ELECTION"] == "false"
+    assert not [r for r in rendered.of_kind("Role") if "leases" in str(r["rules"])]
+    with pytest.raises(Exception, match=r"replicas > 1 needs leaderElection\.enabled"):
+        chart.render({"leaderElection": off}, name="smi2mesh", namespace=RELEASE_NAMESPACE)
+    with pytest.raises(Exception, match=r"leaseDuration > renewDeadline > retryPeriod"):
+        chart.render({"leaderElection": {**off, "enabled": True, "renewDeadline": 15}},
+                     name="smi2mesh", namespace=RELEASE_NAMESPACE)
     assert not [o for o in render(chart).objects if str(o["apiVersion"]).startswith("kopf.dev")]
-    cluster_wide = render(chart, {"peering": {"enabled": True, "name": "blue"}})
-    crds = {crd["metadata"]["name"]: crd for crd in cluster_wide.of_kind("CustomResourceDefinition")}
-    for name, scope in (("kopfpeerings.kopf.dev", "Namespaced"), ("clusterkopfpeerings.kopf.dev", "Cluster")):
-        spec = crds[name]["spec"]
-        assert spec["group"] == "kopf.dev"
-        assert spec["scope"] == scope
-        (version,) = spec["versions"]
-        assert version["name"] == "v1"
-        assert version["served"] is True
-        assert version["storage"] is True
-        status = version["schema"]["openAPIV3Schema"]["properties"]["status"]
-        assert status["x-kubernetes-preserve-unknown-fields"] is True
-    (peering,) = cluster_wide.of_kind("ClusterKopfPeering")
-    assert peering["metadata"]["name"] == "blue"
-    namespaced = render(chart, {"watchNamespaces": WATCHED, "peering": {"enabled": True, "name": "blue"}})
-    assert namespaced.of_kind("ClusterKopfPeering") == []
-    assert sorted(p["metadata"]["namespace"] for p in namespaced.of_kind("KopfPeering")) == WATCHED
 
 
 def test_mesh_kinds_file_matches_translators() -> None:

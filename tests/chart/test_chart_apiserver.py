@@ -26,7 +26,6 @@ from tests.envtest.fixtures import (
     ApplyError,
     describe,
     http_for,
-    install_crds,
     resource_for,
     server_side_apply,
 )
@@ -122,28 +121,21 @@ def test_watch_namespaces_accepted(
         "watchNamespaces": watched,
     }
     rendered = render(chart, values, namespace=namespace, release=release_name())
-    assert {role["metadata"]["namespace"] for role in rendered.of_kind("Role")} == set(watched)
+    assert {role["metadata"]["namespace"] for role in rendered.of_kind("Role")} == {*watched, namespace}
+    (lease_role,) = [r for r in rendered.of_kind("Role") if r["metadata"]["namespace"] == namespace]
+    assert lease_role["rules"][0]["resources"] == ["leases"]
     try:
         apply_all(http, rendered)
     finally:
         delete_cluster_objects(http, rendered)
 
 
-@pytest.mark.parametrize("watch", [False, True], ids=["cluster-peering", "namespaced-peering"])
-def test_peering_accepted(
-    chart: helm.Chart, http: KubeHTTP, namespace: str, make_namespace: Any, watch: bool
-) -> None:
-    """The kopf peering CRDs are valid CRDs and the peering objects validate against them."""
-    values: dict[str, Any] = {"peering": {"enabled": True, "name": "smi2mesh"}}
-    if watch:
-        values["watchNamespaces"] = [make_namespace()]
+def test_one_replica_without_election_accepted(chart: helm.Chart, http: KubeHTTP, namespace: str) -> None:
+    """replicas 1 without leader election: Recreate, no PDB and no Lease Role, accepted as well."""
+    values = {"replicas": 1, "leaderElection": {"enabled": False, "leaseDuration": 15, "renewDeadline": 10,
+                                                "retryPeriod": 2}}
     rendered = render(chart, values, namespace=namespace, release=release_name())
-    kopf_crds = [
-        crd for crd in rendered.of_kind("CustomResourceDefinition") if crd["spec"]["group"] == "kopf.dev"
-    ]
-    assert len(kopf_crds) == 2
-    # Installed for real: the peering objects (post-install hooks) need their CRDs served.
-    install_crds(http, kopf_crds)
+    assert rendered.of_kind("PodDisruptionBudget") == []
     try:
         apply_all(http, rendered)
     finally:

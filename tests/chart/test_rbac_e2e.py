@@ -134,6 +134,12 @@ def usage_table(mode: str) -> dict[Grant, Usage]:
         for resource in resources:
             read(group, resource)
     table[("", "events", "create")] = Usage("InvalidSpec Event of bad-split (Kube.event)")
+    # The Role in the release namespace (get and update limited to the release's Lease).
+    table[("coordination.k8s.io", "leases", "create")] = Usage(
+        "leader election: the first round creates the Lease")
+    table[("coordination.k8s.io", "leases", "get")] = Usage("leader election: every round reads the Lease")
+    table[("coordination.k8s.io", "leases", "update")] = Usage(
+        "leader election: renewals every retry period, and the release at stop")
     for (group, resource), (create, patch, delete) in MESH.items():
         read(group, resource)
         table[(group, resource, "create")] = Usage(create)
@@ -386,8 +392,11 @@ def scenario(installed: Installed, kube_api: kubernetes.client.ApiClient) -> Sce
     """Run the operator's end-to-end scenario as the chart's ServiceAccount."""
     ns = installed.watched
     admin = Cluster(Kube(kube_api))
+    lease = installed.rendered.one("Deployment")["metadata"]["name"]  # the chart names the Lease so
     config = OperatorConfig(mesh="istio", enabled_meshes=frozenset({"cilium"}),
-                            namespaces=() if installed.mode == "all-namespaces" else (ns,))
+                            namespaces=() if installed.mode == "all-namespaces" else (ns,),
+                            leader_election_namespace=installed.release_namespace,
+                            leader_election_lease=lease)
     istio = expected("istio", ns, APP, UDP, SPLIT, TARGET)
     cilium = expected("cilium", ns, APP, UDP, SPLIT, TARGET)
     timings: dict[str, float] = {}
@@ -424,7 +433,7 @@ def scenario(installed: Installed, kube_api: kubernetes.client.ApiClient) -> Sce
 
     admin.apply(APP + "---" + UDP, ns)
     api = installed.api_client()
-    op = RunningOperator(config, api_client=api)
+    op = RunningOperator(config, api_client=api, elect=True)
     recorder = Recorder(op.kube)
     with capture_logs() as logs:
         try:

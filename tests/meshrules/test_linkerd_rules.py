@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.meshrules import NotCovered, RuleCase, linkerd
+from tests.meshrules import NotCovered, RuleCase, linkerd, linkerd_sp
 
 POLICY_V1A1 = "policy.linkerd.io/v1alpha1"
 POLICY_V1B3 = "policy.linkerd.io/v1beta3"
@@ -295,3 +295,40 @@ def test_annotation_durations(text: str, ms: int | None) -> None:
 def test_other_kinds_are_not_judged() -> None:
     with pytest.raises(NotCovered):
         linkerd.validate(obj(GATEWAY_V1, "GRPCRoute", {}))
+
+
+# ---- ServiceProfiles (tests.meshrules.linkerd_sp) -------------------------------------------
+
+
+def _profile(spec: dict[str, Any], name: str = "web.shop.svc.cluster.local", **top: Any) -> dict[str, Any]:
+    return {"apiVersion": "linkerd.io/v1alpha2", "kind": "ServiceProfile",
+            "metadata": {"name": name, "namespace": "shop"}, "spec": spec, **top}
+
+
+_SPLIT = {"dstOverrides": [{"authority": "web-v1.shop.svc.cluster.local:80", "weight": 9},
+                           {"authority": "web-v2.shop.svc.cluster.local:80", "weight": "100m"}]}
+_ROUTE = {"name": "GET /", "condition": {"method": "GET", "pathRegex": "/"}}
+
+SP_CASES = [
+    RuleCase("linkerd.sp.strict", _profile({**_SPLIT, "split": []}), _profile(_SPLIT)),
+    RuleCase("linkerd.sp.strict", _profile({"dstOverrides": [{"authority": "a:80", "weight": "ten"}]}),
+             _profile({"dstOverrides": [{"authority": "a:80", "weight": "10"}]}), note="weight"),
+    RuleCase("linkerd.sp.name", _profile(_SPLIT, name="Web.shop"), _profile(_SPLIT, name="web.shop")),
+    RuleCase("linkerd.sp.route-name", _profile({"routes": [{**_ROUTE, "name": ""}]}),
+             _profile({"routes": [_ROUTE]})),
+    RuleCase("linkerd.sp.route-condition", _profile({"routes": [{"name": "r", "condition": {"all": [{}]}}]}),
+             _profile({"routes": [{"name": "r", "condition": {"all": [{"method": "GET"}]}}]})),
+    RuleCase("linkerd.sp.retry-budget", _profile({"retryBudget": {"retryRatio": 0.2, "ttl": "ten"}}),
+             _profile({"retryBudget": {"retryRatio": 0.2, "ttl": "10s"}})),
+]
+
+
+@pytest.mark.parametrize("case", SP_CASES, ids=lambda c: c.id)
+def test_service_profile_rule_rejects_bad_and_passes_close_good(case: RuleCase) -> None:
+    bad, good = linkerd_sp.validate(case.bad), linkerd_sp.validate(case.good)
+    assert case.rule in bad.error_rules, bad.errors
+    assert good.allowed, good.errors
+
+
+def test_every_service_profile_rule_has_a_bad_example() -> None:
+    assert {c.rule for c in SP_CASES} == set(linkerd_sp.RULE_IDS)

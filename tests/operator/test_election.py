@@ -123,7 +123,8 @@ def test_a_standby_never_takes_a_lease_that_is_being_renewed() -> None:
         assert a.attempt()
         assert a.write_budget() > 0
         assert b.write_budget() == 0
-    assert store.record is not None and store.record.holder == "a"
+    assert store.record is not None
+    assert store.record.holder == "a"
     assert b.holder == "a"
 
 
@@ -231,7 +232,8 @@ def test_racing_candidates_one_wins() -> None:
     assert b.attempt()
     with pytest.raises(LeaseConflict):
         store.view("c").update(replace(stale, holder="c"), 1.0)
-    assert store.record is not None and store.record.holder == "b"
+    assert store.record is not None
+    assert store.record.holder == "b"
 
 
 def test_renewal_requests_never_outlive_the_fence() -> None:

@@ -255,11 +255,36 @@ spec:
   - {name: any}
   - {name: ff, methods: [GET, POST], headers: {user-agent: ".*Firefox.*"}}
 """
-    http = _vs(_run(text))["http"]
-    # A match without conditions is still a match, not a catch-all hiding the fallback.
-    assert http[0]["match"] == [{"uri": {"prefix": "/"}}]
-    assert http[1]["match"] == [{"method": {"regex": "GET|POST"},
+    http = _vs(_run(text.replace("  - {name: any}\n", "")))["http"]
+    assert http[0]["match"] == [{"method": {"regex": "GET|POST"},
                                  "headers": {"user-agent": {"regex": ".*Firefox.*"}}}]
+    assert http[-1] == {"route": [{"destination": {"host": "web.ns.svc.cluster.local"}}]}
+    # A match without conditions splits every request: it is the last route, and
+    # nothing after it (istiod would warn "rule not used"), not even the fallback.
+    http = _vs(_run(text))["http"]
+    assert [entry.get("name") for entry in http] == ["any"]
+    assert "match" not in http[0] and [r["weight"] for r in http[0]["route"]] == [34, 33, 33]
+
+
+def test_matches_an_earlier_match_covers_are_not_emitted() -> None:
+    """istiod warns about routes no request can reach; every split route has the
+    same backends, so a covered match is dropped without changing the routing."""
+    text = (SPLIT % "").replace("spec:\n  service: web", "spec:\n  service: web\n  matches:\n"
+                                 "  - {kind: HTTPRouteGroup, name: g}\n"
+                                 "  - {kind: HTTPRouteGroup, name: g}") + """---
+apiVersion: specs.smi-spec.io/v1alpha4
+kind: HTTPRouteGroup
+metadata: {name: g, namespace: ns}
+spec:
+  matches:
+  - {name: api, pathRegex: "/api.*", headers: {x-a: b}}
+  - {name: api-v1, pathRegex: "/api/v1.*", headers: {x-a: b, x-c: d}}
+  - {name: api-get, pathRegex: "/api/v1.*", methods: [GET]}
+  - {name: other-header, pathRegex: "/api/v1.*", headers: {x-a: c}}
+"""
+    http = _vs(_run(text))["http"]
+    # The group is referenced twice and api-v1 is inside api: neither adds a route.
+    assert [entry.get("name") for entry in http] == ["api", "api-get", "other-header", None]
     assert http[-1] == {"route": [{"destination": {"host": "web.ns.svc.cluster.local"}}]}
 
 

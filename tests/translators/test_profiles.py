@@ -70,7 +70,10 @@ def test_mesh_versions_are_read_as_their_minor_release(target: str, text: str, l
 
 
 @pytest.mark.parametrize(("target", "mesh_version", "gateway", "message"), [
-    ("linkerd", "2.13", None, "linkerd version '2.13' is not supported; supported: 2.20, 2.19"),
+    ("linkerd", "2.14", None, "linkerd version '2.14' is not supported; supported: 2.20, 2.19"),
+    ("kuma", "3.0+legacy", None, "kuma 3.0 no longer serves or applies TrafficRoute/TrafficPermission, so "
+     "no legacy output is written for it; supported: 2.14, 2.13"),
+    ("kuma", "1.8", None, "kuma version '1.8' is not supported; supported: 2.14"),
     ("istio", "1.19", None, "supported: 1.30, 1.29"),
     ("istio", "latest", None, "istio version 'latest' is not supported"),
     ("linkerd", None, "1.6", "not supported by linkerd 2.20; supported: 1.2.1-1.5.1"),

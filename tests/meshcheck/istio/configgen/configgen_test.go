@@ -103,6 +103,8 @@ type proxyOut struct {
 type scenarioOut struct {
 	ID      string     `json:"id"`
 	Proxies []proxyOut `json:"proxies"`
+	// The protocol istiod inferred for each service port: "host:port" -> protocol.
+	Protocols map[string]string `json:"protocols"`
 }
 
 var marshal = protojson.MarshalOptions{UseProtoNames: false}
@@ -149,11 +151,16 @@ func generate(t *testing.T, sc scenario) scenarioOut {
 	if err != nil {
 		t.Fatalf("scenario %s: %v", sc.ID, err)
 	}
+	protocols := map[string]string{}
 	for _, svc := range sc.Services {
-		configs = append(configs, serviceEntry(svc))
+		se := serviceEntry(svc)
+		for _, p := range se.Spec.(*networking.ServiceEntry).Ports {
+			protocols[se.Spec.(*networking.ServiceEntry).Hosts[0]+":"+itoa(int(p.Number))] = p.Protocol
+		}
+		configs = append(configs, se)
 	}
 	cg := core.NewConfigGenTest(t, core.TestOptions{Configs: configs})
-	result := scenarioOut{ID: sc.ID, Proxies: []proxyOut{}}
+	result := scenarioOut{ID: sc.ID, Proxies: []proxyOut{}, Protocols: protocols}
 	for _, ps := range sc.Proxies {
 		proxy := cg.SetupProxy(&model.Proxy{
 			ID:              ps.ID + "." + ps.Namespace,
