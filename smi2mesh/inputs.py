@@ -125,7 +125,9 @@ def _context(body: Mapping[str, Any], source: str) -> tuple[object | None, list[
         authorities = tuple(str(o.get("authority")) for o in overrides if isinstance(o, Mapping)) \
             if isinstance(overrides, list) else ()
         managed = m.labels.get(MANAGED_BY[0]) == MANAGED_BY[1]
-        return model.ServiceProfile(m, str(api_version), managed, authorities), problems
+        routes = _get(body, ("spec", "routes"))
+        count = len(routes) if isinstance(routes, list) else 0
+        return model.ServiceProfile(m, str(api_version), managed, authorities, count), problems
     template_path = WORKLOAD_KINDS.get((str(api_version), str(kind)))
     if template_path is not None:
         template = _get(body, template_path)

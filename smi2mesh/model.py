@@ -313,9 +313,9 @@ class ServiceAccount:
 class ServiceProfile:
     """A Linkerd ServiceProfile (``linkerd.io``), as context.
 
-    While one named ``<svc>.<ns>.svc.<cluster-domain>`` exists, Linkerd routes
-    the Service by it and ignores HTTPRoutes for it; linkerd-smi wrote such
-    profiles for TrafficSplits. *managed* says it carries smi2mesh's
+    While one named ``<svc>.<ns>.svc.<cluster-domain>`` with routes or
+    dstOverrides exists, Linkerd routes the Service by it and ignores
+    HTTPRoutes for it; linkerd-smi wrote such profiles for TrafficSplits. *managed* says it carries smi2mesh's
     managed-by label (the operator still checks ownership before touching it).
     """
 
@@ -324,6 +324,17 @@ class ServiceProfile:
     managed: bool = False
     # The authorities of its dstOverrides, for messages.
     overrides: tuple[str, ...] = ()
+    routes: int = 0
+
+    @property
+    def overrides_routes(self) -> bool:
+        """Whether Linkerd's proxy follows it instead of the Service's HTTPRoutes.
+
+        Only a profile with routes or dstOverrides does (``should_override_policy``:
+        ``has_routes_or_targets``, linkerd/linkerd2-proxy
+        linkerd/app/outbound/src/http/logical/profile.rs).
+        """
+        return bool(self.routes or self.overrides)
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,8 +20,15 @@ Access semantics kept exact (or fail closed):
   the endpoint is put into ingress default-deny. Egress is left alone.
 * An omitted ``toPorts`` allows every protocol, so all-port grants name their
   protocol with port ``"0"`` (every port of that protocol). L7 rules cannot
-  use port 0, but since Cilium 1.17 they accept port ranges: an all-port HTTP
-  grant uses ``1-65535/TCP`` (reported as a prerequisite).
+  use port 0, but they accept port ranges (``endPort``, in Cilium since 1.16:
+  ``pkg/policy/api/l4.go``, sent to Envoy as ranges by ``pkg/envoy/xds_server.go``):
+  an all-port HTTP grant uses ``1-65535/TCP``.
+* Cilium merges every policy that selects an endpoint, and an L7 rule sends
+  that peer's traffic on its ports through Envoy's HTTP parser, where a
+  plain L4 grant of the same peer on the same port (another TrafficTarget,
+  say Redis on 6379) would no longer pass. So an HTTP rule leaves out, per
+  peer, the TCP ports that peer is already granted at L4 (which allow every
+  request there anyway); the union SMI means is kept exactly.
 * ``method``/``path`` are RE2 regexes that Envoy full-matches (``safe_regex``
   header matchers on ``:method``/``:path``), so SMI's prefix-anchored path
   regexes go through :func:`classify_path`. Headers are presence
@@ -31,6 +38,8 @@ Access semantics kept exact (or fail closed):
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import re
 from typing import ClassVar
 
@@ -144,15 +153,28 @@ class CiliumTranslator(Translator):
             rule = self._ingress_rule(tt, g, selectors, em) if selectors else None
             if rule is not None:
                 rules.append(rule)
-        spec: Obj = {
-            "endpointSelector": {"matchLabels": {SA_LABEL: dest.name}},
-            # Explicit, although the default: SMI access is deny-by-default.
-            "enableDefaultDeny": {"ingress": True},
-            # An empty rule selects no peer and no port: the destination is
-            # put into default-deny while nothing is allowed (see the docstring).
-            "ingress": rules or [{}],
-        }
-        em.emit(CILIUM_V2, "CiliumNetworkPolicy", dest.namespace, tt.meta.name, spec, [tt])
+        em.state(_Run).policies.append((tt, rules))
+
+    def finish(self, em: Emitter) -> None:
+        run = em.state(_Run)
+        granted: dict[tuple[str, str], dict[str, _Ports]] = {}
+        for tt, rules in run.policies:
+            dest = (tt.destination.namespace, tt.destination.name)
+            for rule in rules:
+                _collect_l4(rule, granted.setdefault(dest, {}))
+        for tt, rules in run.policies:
+            l4 = granted.get((tt.destination.namespace, tt.destination.name), {})
+            ingress = [part for rule in rules for part in _without_l4(rule, l4)]
+            spec: Obj = {
+                "endpointSelector": {"matchLabels": {SA_LABEL: tt.destination.name}},
+                # Explicit, although the default: SMI access is deny-by-default.
+                "enableDefaultDeny": {"ingress": True},
+                # An empty rule selects no peer and no port: the destination is
+                # put into default-deny while nothing is allowed (see the docstring).
+                "ingress": ingress or [{}],
+            }
+            em.emit(CILIUM_V2, "CiliumNetworkPolicy", tt.destination.namespace, tt.meta.name,
+                    spec, [tt])
 
     def _sources(self, tt: TrafficTarget, em: Emitter) -> list[Obj]:
         out: list[Obj] = []
@@ -200,8 +222,74 @@ class CiliumTranslator(Translator):
         if g.ports:
             ports = [{"port": str(p), "protocol": proto} for p in g.ports]
         else:
-            em.finding(tt, g.field, FindingReason.PREREQUISITE,
-                       "HTTP rules without TCPRoute ports apply to TCP ports 1-65535: L7 rules on "
-                       "port ranges need Cilium 1.17 or later")
-            ports = [{"port": "1", "endPort": 65535, "protocol": proto}]
+            ports = [{"port": "1", "endPort": _MAX_PORT, "protocol": proto}]
         return {"fromEndpoints": selectors, "toPorts": _port_rules(ports, {"http": http})}
+
+
+_MAX_PORT = 65535
+# TCP port intervals, inclusive; (1, 65535) is every port.
+_Ports = list[tuple[int, int]]
+
+
+@dataclasses.dataclass
+class _Run:
+    """Per-run state: every policy's ingress rules, emitted in finish() once all are known."""
+
+    policies: list[tuple[TrafficTarget, list[Obj]]] = dataclasses.field(default_factory=list)
+
+
+def _peer(selector: Obj) -> str:
+    return json.dumps(selector, sort_keys=True)
+
+
+def _collect_l4(rule: Obj, granted: dict[str, _Ports]) -> None:
+    """Add the TCP ports an L4-only ingress rule grants to each of its peers."""
+    port_rules = rule.get("toPorts", [])
+    if any("rules" in pr for pr in port_rules):
+        return
+    for pr in port_rules:
+        for entry in pr["ports"]:
+            if entry["protocol"] != "TCP":
+                continue
+            first = int(entry["port"])
+            span = (1, _MAX_PORT) if first == 0 else (first, int(entry.get("endPort", first)))
+            for selector in rule.get("fromEndpoints", []):
+                granted.setdefault(_peer(selector), []).append(span)
+
+
+def _subtract(spans: _Ports, minus: _Ports) -> _Ports:
+    out: _Ports = []
+    for lo, hi in spans:
+        pieces = [(lo, hi)]
+        for m_lo, m_hi in minus:
+            pieces = [piece for a, b in pieces
+                      for piece in ((a, min(b, m_lo - 1)), (max(a, m_hi + 1), b)) if piece[0] <= piece[1]]
+        out.extend(pieces)
+    return sorted(out)
+
+
+def _without_l4(rule: Obj, granted: dict[str, _Ports]) -> list[Obj]:
+    """An HTTP rule without the ports each peer already has at L4.
+
+    Peers left with different ports get rules of their own.
+    """
+    port_rules = rule.get("toPorts", [])
+    if not granted or not port_rules or not all("rules" in pr for pr in port_rules):
+        return [rule]
+    spans = sorted((int(e["port"]), int(e.get("endPort", e["port"])))
+                   for pr in port_rules for e in pr["ports"])
+    groups: dict[tuple[tuple[int, int], ...], list[Obj]] = {}
+    for selector in rule["fromEndpoints"]:
+        left = tuple(_subtract(spans, granted.get(_peer(selector), [])))
+        groups.setdefault(left, []).append(selector)
+    if list(groups) == [tuple(spans)]:
+        return [rule]
+    l7 = port_rules[0]["rules"]
+    out: list[Obj] = []
+    for left, selectors in groups.items():
+        if not left:
+            continue  # L4 grants of these peers already allow every request here.
+        ports = [{"port": str(a), "protocol": "TCP"} if a == b else
+                 {"port": str(a), "endPort": b, "protocol": "TCP"} for a, b in left]
+        out.append({"fromEndpoints": selectors, "toPorts": _port_rules(ports, l7)})
+    return out

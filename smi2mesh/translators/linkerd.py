@@ -22,6 +22,12 @@ policy:
 * an HTTP grant is an inbound ``HTTPRoute`` (``policy.linkerd.io``) on the
   Server plus an ``AuthorizationPolicy`` on that route.
 
+Linkerd 2.13 (the ``2.13`` profile) has no GAMMA and no Server
+``accessPolicy``: splits become ServiceProfiles
+(:mod:`smi2mesh.translators.linkerd_profiles`), and Servers are ``v1beta1``,
+which deny what no authorization allows. On every release a foreign
+ServiceProfile of a split's root is reported, since it overrides the routes.
+
 How Linkerd combines them (linkerd2-proxy ``server-policy``): once a Server
 has HTTPRoutes, an HTTP request must match one of them (the most specific
 match wins) or it is refused with 404, and the request is authorized by the
@@ -367,7 +373,8 @@ class LinkerdTranslator(Translator):
                 what = ("HTTP rules allow every port; on the pods {} they are" if matches is not None
                         else "rule allows every port; on the pods {} it is")
                 message = f"the {what.format(_selector_text(pods))} granted on "
-                deny = ("Server with accessPolicy deny" if em.profile.has(Feature.LINKERD_SERVER_ACCESS_POLICY)
+                deny = ("Server with accessPolicy deny"
+                        if em.profile.has(Feature.LINKERD_SERVER_ACCESS_POLICY)
                         else "Server, which denies what no authorization allows")
                 message += (f"the ports known for them ({', '.join(map(str, granted))}), each a "
                             f"{deny}; " if granted else "no known port; ")

@@ -8,8 +8,9 @@
   Overrides apply to every request to the Service, so a split with
   ``matches`` is a finding and is not written (it would move every request),
   and so is a root Service with several ports (an authority names one port).
-* On every release, while a ServiceProfile of that name exists, Linkerd routes
-  the Service by it and ignores the HTTPRoutes written for it; one that
+* On every release, while a ServiceProfile of that name with routes or
+  dstOverrides exists, Linkerd routes the Service by it and ignores the
+  HTTPRoutes written for it (linkerd2-proxy ``should_override_policy``); one that
   smi2mesh does not manage is reported as a ``Conflict`` (the operator sets
   ``Conflict=True`` and posts an Event), never overwritten or deleted.
 """
@@ -32,11 +33,15 @@ def foreign_profile(ts: TrafficSplit, em: Emitter) -> ServiceProfile | None:
 
 
 def report_shadowing(ts: TrafficSplit, em: Emitter) -> None:
-    """A Conflict finding when a ServiceProfile makes the split's routes inert."""
+    """A Conflict finding when a ServiceProfile makes the split's routes inert.
+
+    Only one with routes or dstOverrides does (:attr:`ServiceProfile.overrides_routes`).
+    """
     sp = foreign_profile(ts, em)
-    if sp is None:
+    if sp is None or not sp.overrides_routes:
         return
-    overrides = f" (its dstOverrides: {', '.join(sp.overrides)})" if sp.overrides else ""
+    overrides = (f" (its dstOverrides: {', '.join(sp.overrides)})" if sp.overrides
+                 else f" (with {sp.routes} route(s))")
     em.finding(ts, ts.path("service"), FindingReason.CONFLICT,
                f"ServiceProfile {sp.meta.namespace}/{sp.meta.name}{overrides} exists: while it does, "
                f"Linkerd routes Service {ts.service} by it and ignores the HTTPRoutes written for it, "

@@ -88,8 +88,7 @@ class Feature(StrEnum):
     # The mesh routes GAMMA TCPRoutes (Service parents). Cilium's GAMMA does not;
     # Linkerd only from 2.17.
     GAMMA_TCP_ROUTE = "gamma-tcp-route"
-    # Hooks for later work (tracker issue 13, parts 3 and 4): set by the
-    # releases that have them, read by the Kuma and Linkerd translators.
+    # Set by the releases that have them, read by the Kuma and Linkerd translators.
     # Kuma MeshTrafficPermission ``rules`` with SPIFFE identities (else ``from``).
     KUMA_MTP_RULES = "kuma-mtp-rules"
     # Kuma legacy TrafficRoute/TrafficPermission instead of the new policies.

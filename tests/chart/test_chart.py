@@ -544,7 +544,7 @@ def test_without_leader_election_one_replica_and_recreate(chart: helm.Chart) -> 
 
 
 def test_mesh_kinds_file_matches_translators() -> None:
-    """files/mesh-kinds.yaml, which the RBAC templates read, lists exactly each mesh's namespaced ``emits``."""
+    """files/mesh-kinds.yaml, which the RBAC templates read, lists each mesh's namespaced ``emits``."""
     kinds = yaml.safe_load((CHART_DIR / "files" / "mesh-kinds.yaml").read_text(encoding="utf-8"))
     expected: dict[str, dict[str, list[str]]] = {}
     for mesh in OPERATOR_MESHES:

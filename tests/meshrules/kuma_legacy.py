@@ -79,11 +79,11 @@ def validate(obj: Obj) -> Verdict:
     _split_or_destination(c, "spec.conf", conf)
     for i, http in enumerate(as_list(conf.get("http"))):
         path = f"spec.conf.http[{i}]"
-        http = as_map(http)
-        if "modify" in http:
+        entry = as_map(http)
+        if "modify" in entry:
             raise NotCovered("TrafficRoute conf.http[].modify")
-        _http_match(c, f"{path}.match", as_map(http.get("match")))
-        _split_or_destination(c, path, http)
+        _http_match(c, f"{path}.match", as_map(entry.get("match")))
+        _split_or_destination(c, path, entry)
     return c.verdict()
 
 
@@ -135,8 +135,8 @@ def _split_or_destination(c: Collector, path: str, body: Mapping[str, Any]) -> N
         if not entries:
             c.error("kuma.legacy.split-empty", f"{path}.split", "must have at least one element")
         total = 0
-        for i, entry in enumerate(entries):
-            entry = as_map(entry)
+        for i, raw in enumerate(entries):
+            entry = as_map(raw)
             weight = entry.get("weight")
             if weight is None:
                 c.error("kuma.legacy.split-weight", f"{path}.split[{i}].weight", "needs to be defined")
@@ -157,7 +157,8 @@ def _http_match(c: Collector, path: str, match: Mapping[str, Any]) -> None:
     """traffic_route_validator.go:172-213."""
     if match.get("path") is None and match.get("method") is None and match.get("headers") is None:
         c.error("kuma.legacy.http-match-empty", path,
-                'must be present and contain at least one of the elements: "method", "path" or "headers"')
+                'must be present and contain at least one of the elements: "method", "path" or '
+                '"headers"')
         return
     for field in ("method", "path"):
         if match.get(field) is not None:
@@ -172,7 +173,7 @@ def _http_match(c: Collector, path: str, match: Mapping[str, Any]) -> None:
 
 
 def _string_matcher(c: Collector, path: str, value: Any) -> None:
-    """traffic_route_validator.go:197-213; the three fields are a protobuf oneof (traffic_route.proto:121-130)."""
+    """traffic_route_validator.go:197-213; the fields are a oneof (traffic_route.proto:121-130)."""
     matcher = as_map(value)
     set_fields = [f for f in ("prefix", "exact", "regex") if f in matcher]
     if len(set_fields) > 1:

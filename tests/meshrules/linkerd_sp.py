@@ -48,9 +48,9 @@ def validate(obj: Obj) -> Verdict:
     _known(c, "", obj, _TOP)
     spec = as_map(obj.get("spec"))
     _known(c, "spec", spec, _SPEC)
-    for i, override in enumerate(as_list(spec.get("dstOverrides"))):
+    for i, raw in enumerate(as_list(spec.get("dstOverrides"))):
         path = f"spec.dstOverrides[{i}]"
-        override = as_map(override)
+        override = as_map(raw)
         _known(c, path, override, _OVERRIDE)
         weight = override.get("weight")
         if not isinstance(override.get("authority", ""), str):

@@ -24,7 +24,8 @@ def route(conf: Any = None, *, sources: Any = None, destinations: Any = None) ->
 
 
 def permission(sources: Any = None, destinations: Any = None) -> dict[str, Any]:
-    spec = {"sources": [{"match": {"k8s.kuma.io/namespace": "edge", "app": "fe"}}] if sources is None else sources,
+    edge = [{"match": {"k8s.kuma.io/namespace": "edge", "app": "fe"}}]
+    spec = {"sources": edge if sources is None else sources,
             "destinations": [{"match": WEB}] if destinations is None else destinations}
     return {"apiVersion": "kuma.io/v1alpha1", "kind": "TrafficPermission", "metadata": {"name": "p.shop"},
             "mesh": "default", "spec": spec}

@@ -21,10 +21,10 @@ from hypothesis import strategies as st
 from smi2mesh import yamlio
 from smi2mesh.inputs import parse_documents
 from smi2mesh.translate import translate
-from smi2mesh.translators.base import ConsulNamespaces, Options
-from tests import golden
 from smi2mesh.translators import profiles
+from smi2mesh.translators.base import ConsulNamespaces, Options
 from smi2mesh.translators.profiles import Feature
+from tests import golden
 from tests.meshrules import Verdict, consul, kuma, kuma_legacy, linkerd, linkerd_sp
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

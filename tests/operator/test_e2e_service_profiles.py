@@ -47,7 +47,8 @@ def test_a_service_profile_shadowing_the_routes_is_a_conflict(cluster: Cluster, 
                                                               run_operator: OperatorFactory) -> None:
     name = f"web.{namespace}.svc.cluster.local"
     profile = {"apiVersion": SP_API, "kind": "ServiceProfile", "metadata": {"name": name},
-               "spec": {"dstOverrides": [{"authority": f"web-v1.{namespace}.svc.cluster.local", "weight": 1}]}}
+               "spec": {"dstOverrides": [{"authority": f"web-v1.{namespace}.svc.cluster.local",
+                                          "weight": 1}]}}
     cluster.apply(profile, namespace, manager="linkerd-smi")
     before = cluster.get(SP_API, "ServiceProfile", namespace, name)
     assert before is not None
@@ -88,7 +89,7 @@ def test_linkerd_2_13_writes_service_profiles_and_never_overwrites_a_foreign_one
             {"authority": f"web-v2.{namespace}.svc.cluster.local:8080", "weight": 10}]
         cond = wait_condition(cluster, SPLIT_API, "TrafficSplit", namespace, "api-split", "Conflict",
                               lambda c: c["status"] == "True")
-        assert f"ServiceProfile {namespace}/{foreign} exists and is not managed by smi2mesh" in cond["message"]
+        assert f"ServiceProfile {namespace}/{foreign} exists and is not managed" in cond["message"]
         after = cluster.get(SP_API, "ServiceProfile", namespace, foreign)
         assert after is not None
         assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]

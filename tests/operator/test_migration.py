@@ -240,8 +240,12 @@ def test_plan_shows_conflicts_inert_objects_and_competing_controllers(
     code, plan, err = plan_json(envtest.kubeconfig, namespace, "linkerd", "--strict")
     assert snapshot(cluster, namespace) == before
     assert code == 3, err
-    assert plan["conflicts"] == [f"TrafficSplit/{namespace}/bookstore-ab: HTTPRoute {namespace}/bookstore-ab "
-                                 "exists and is not managed by smi2mesh; left unchanged"]
+    (foreign_route, shadowed) = plan["conflicts"]
+    assert foreign_route == (f"TrafficSplit/{namespace}/bookstore-ab: HTTPRoute {namespace}/bookstore-ab "
+                             "exists and is not managed by smi2mesh; left unchanged")
+    # The operator would set Conflict=True on the split whose routes the ServiceProfile overrides.
+    assert shadowed.startswith(f"TrafficSplit/{namespace}/bookstore-rollout: spec.service: ServiceProfile "
+                               f"{namespace}/bookstore.{namespace}.svc.cluster.local")
     assert ("HTTPRoute", "bookstore-ab") not in planned(plan, "create")
     inert = "\n".join(plan["inert"])
     assert f"ServiceProfile {namespace}/bookstore.{namespace}.svc.cluster.local has dstOverrides" in inert

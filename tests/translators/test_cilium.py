@@ -107,11 +107,60 @@ def test_http_rules_carry_the_tcp_route_ports() -> None:
     assert result.findings == ()
 
 
-def test_http_without_ports_uses_a_port_range_and_reports_the_prerequisite() -> None:
+def test_http_without_ports_uses_a_port_range_without_a_prerequisite() -> None:
+    # endPort exists since Cilium 1.16, older than every Cilium the profiles support.
     result = _run(HEAD + _target("[{kind: HTTPRouteGroup, name: g}]"))
     [rule] = _ingress(result)
     assert rule["toPorts"][0]["ports"] == [{"port": "1", "endPort": 65535, "protocol": "TCP"}]
-    assert [f.reason for f in result.findings] == [FindingReason.PREREQUISITE]
+    assert result.findings == ()
+
+
+REDIS = """
+---
+apiVersion: specs.smi-spec.io/v1alpha4
+kind: TCPRoute
+metadata: {name: redis, namespace: ns}
+spec:
+  matches:
+    ports: [6379]
+"""
+TWO_SOURCES = ("[{kind: ServiceAccount, name: c, namespace: other}, "
+               "{kind: ServiceAccount, name: d, namespace: other}]")
+
+
+def test_http_rule_leaves_out_the_ports_a_peer_has_at_l4() -> None:
+    """An L7 rule on a port sends the peer's traffic there through Envoy's HTTP parser;
+    the peer's plain L4 grant on that port (Redis, say) must keep passing."""
+    text = (HEAD + REDIS + _target("[{kind: TCPRoute, name: redis}]", name="l4")
+            + _target("[{kind: HTTPRouteGroup, name: g}]", sources=TWO_SOURCES, name="l7"))
+    result = _run(text)
+    c_rule, d_rule = _ingress(result, "l7")
+    assert c_rule["fromEndpoints"] == [{"matchLabels": {
+        "io.cilium.k8s.policy.serviceaccount": "c", "io.kubernetes.pod.namespace": "other"}}]
+    assert c_rule["toPorts"][0]["ports"] == [
+        {"port": "1", "endPort": 6378, "protocol": "TCP"},
+        {"port": "6380", "endPort": 65535, "protocol": "TCP"}]
+    # d has no L4 grant: its HTTP rule keeps every port.
+    assert d_rule["toPorts"][0]["ports"] == [{"port": "1", "endPort": 65535, "protocol": "TCP"}]
+    inputs = parse_documents(yamlio.load_documents("t.yaml", text))
+    redis = Request(Identity("c", "other"), "ns", "s", {}, "TCP", 6379)
+    assert smi_allows(inputs, redis)
+    assert allows(list(result.objects), redis)
+
+
+def test_http_rule_of_a_peer_with_every_port_at_l4_is_left_out() -> None:
+    every_port = """
+---
+apiVersion: specs.smi-spec.io/v1alpha4
+kind: TCPRoute
+metadata: {name: any, namespace: ns}
+spec: {}
+"""
+    text = (HEAD + every_port + _target("[{kind: TCPRoute, name: any}]", name="l4")
+            + _target("[{kind: HTTPRouteGroup, name: g}]", name="l7"))
+    # The L4 grant already allows every request; the HTTP rule adds nothing and
+    # would only push the peer's other protocols through the HTTP parser.
+    assert _ingress(_run(text), "l7") == [{}]
 
 
 def test_all_port_tcp_route_does_not_open_udp() -> None:

@@ -263,7 +263,8 @@ spec:
     # nothing after it (istiod would warn "rule not used"), not even the fallback.
     http = _vs(_run(text))["http"]
     assert [entry.get("name") for entry in http] == ["any"]
-    assert "match" not in http[0] and [r["weight"] for r in http[0]["route"]] == [34, 33, 33]
+    assert "match" not in http[0]
+    assert [r["weight"] for r in http[0]["route"]] == [34, 33, 33]
 
 
 def test_matches_an_earlier_match_covers_are_not_emitted() -> None:

@@ -105,7 +105,8 @@ def test_legacy_releases_write_cluster_scoped_traffic_routes_and_permissions(ver
                                                                                   "split-80.shop-2"]
     route = _of(result, "TrafficRoute")[0]["spec"]
     assert route["destinations"] == [{"match": {"kuma.io/service": "web_shop_svc_80"}}]
-    assert route["conf"]["split"][0] == {"weight": 1, "destination": {"kuma.io/service": "web-v1_shop_svc_80"}}
+    assert route["conf"]["split"][0] == {"weight": 1,
+                                         "destination": {"kuma.io/service": "web-v1_shop_svc_80"}}
 
 
 def test_legacy_http_rules_fail_closed_unless_widened() -> None:

@@ -140,36 +140,42 @@ def _prefix_ok(match: Json, ip: str) -> bool:
             f"{r['addressPrefix']}/{r.get('prefixLen', 32)}", strict=False) for r in ranges)
 
 
+def _fcm(chain: Json) -> Json:
+    match: Json = chain.get("filterChainMatch") or {}
+    return match
+
+
 def _select_chain(listener: Json, port: int, ip: str, transport: str,
                   alpn: Sequence[str]) -> Json | None:
     """Envoy's filter chain match order: destination port, destination IP, transport, ALPN."""
-    chains = list(listener.get("filterChains") or [])
+    chains: list[Json] = list(listener.get("filterChains") or [])
     for match_port in (port, None):
-        level = [c for c in chains if (c.get("filterChainMatch") or {}).get("destinationPort") == match_port]
-        level = [c for c in level if _prefix_ok(c.get("filterChainMatch") or {}, ip)]
+        level = [c for c in chains if _fcm(c).get("destinationPort") == match_port
+                 and _prefix_ok(_fcm(c), ip)]
         if not level:
             continue
         for want in (transport, ""):
-            tier = [c for c in level if (c.get("filterChainMatch") or {}).get("transportProtocol", "") == want]
+            tier = [c for c in level if _fcm(c).get("transportProtocol", "") == want]
             if not tier:
                 continue
             for chain in tier:
-                protocols = (chain.get("filterChainMatch") or {}).get("applicationProtocols") or []
+                protocols = _fcm(chain).get("applicationProtocols") or []
                 if protocols and any(p in protocols for p in alpn):
                     return chain
             for chain in tier:
-                if not (chain.get("filterChainMatch") or {}).get("applicationProtocols"):
+                if not _fcm(chain).get("applicationProtocols"):
                     return chain
             break
         break
-    default = listener.get("defaultFilterChain")
-    return default if isinstance(default, Mapping) else None
+    default: Json | None = listener.get("defaultFilterChain")
+    return default
 
 
 def _filter(chain: Json, name: str) -> Json | None:
     for f in chain.get("filters") or []:
         if f["name"] == name:
-            return f.get("typedConfig") or {}
+            config: Json = f.get("typedConfig") or {}
+            return config
     return None
 
 

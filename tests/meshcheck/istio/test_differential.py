@@ -33,7 +33,7 @@ import copy
 import itertools
 import re
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +41,7 @@ from typing import Any
 import pytest
 import re2
 
+from smi2mesh.errors import InputError
 from smi2mesh.findings import Finding
 from smi2mesh.model import HTTPMatch, Identity, Inputs, Protocol, SmiKind, TrafficSplit
 from smi2mesh.translate import translate
@@ -75,7 +76,7 @@ def cases() -> list[Case]:
         case = Case("istio", folder)
         try:
             inputs = case.inputs()
-        except Exception:  # noqa: BLE001 - invalid-input cases have no semantics to compare
+        except InputError:  # invalid-input cases have no semantics to compare
             continue
         if inputs.splits or inputs.targets:
             out.append(case)
@@ -132,7 +133,8 @@ def access_probes(inputs: Inputs) -> list[Request]:
         ns, sa = tt.destination.namespace, tt.destination.name
         pods = [dict(w.pod_labels) for w in inputs.workloads_of(ns, sa)] or [{"app": "meshcheck-nopod"}]
         pods = [dict(p) for p in {tuple(sorted(p.items())) for p in pods}]
-        tcp_ports, udp_ports = {80, OTHER_PORT}, set()
+        tcp_ports: set[int] = {80, OTHER_PORT}
+        udp_ports: set[int] = set()
         if tt.port is not None:
             tcp_ports.add(tt.port)
         http: list[HttpRequest | None] = [None, HttpRequest("GET", "/")]
@@ -150,8 +152,8 @@ def access_probes(inputs: Inputs) -> list[Request]:
                 out.append(Request(src, ns, sa, labels, "TCP", port, req))
             out.extend(Request(src, ns, sa, labels, "UDP", port) for port in sorted(udp_ports))
     unique: dict[str, Request] = {}
-    for req in out:
-        unique.setdefault(repr(req), req)
+    for probe in out:
+        unique.setdefault(repr(probe), probe)
     return list(unique.values())
 
 
@@ -161,7 +163,7 @@ def _variant(req: Request) -> str:
     return "http" if req.http is not None else "tcp"
 
 
-def access_scenarios(case_id: str, objects: list[Mapping[str, Any]],
+def access_scenarios(case_id: str, objects: Sequence[Mapping[str, Any]],
                      probes: list[Request]) -> tuple[list[Scenario], list[tuple[str, str]]]:
     """One scenario per variant (HTTP, TCP, UDP ports); a pod proxy per destination pod.
 
@@ -173,7 +175,8 @@ def access_scenarios(case_id: str, objects: list[Mapping[str, Any]],
         pods: dict[tuple[str, str, tuple[tuple[str, str], ...]], set[int]] = {}
         for req in probes:
             if _variant(req) == variant:
-                key = (req.dest_namespace, req.dest_service_account, tuple(sorted(req.dest_pod_labels.items())))
+                labels = tuple(sorted(req.dest_pod_labels.items()))
+                key = (req.dest_namespace, req.dest_service_account, labels)
                 pods.setdefault(key, set()).add(req.port)
         if not pods:
             continue
@@ -303,14 +306,15 @@ class Outcome:
     disagreements: list[str]
 
 
-def _finding_on(findings: tuple[Finding, ...], kind: str, namespace: str,
-                test: Callable[[Finding], bool] = lambda f: True) -> bool:
-    return any(f.kind == kind and f.namespace == namespace and test(f) for f in findings)
+def _finding_on(findings: tuple[Finding, ...], kind: str, namespace: str, names: set[str]) -> bool:
+    """Whether the translator reported something about one of ``kind`` ``namespace``/``names``."""
+    return any(f.kind == kind and f.namespace == namespace and f.name in names for f in findings)
 
 
 def _targets_of(inputs: Inputs, req: Request) -> set[str]:
+    dest = (req.dest_namespace, req.dest_service_account)
     return {tt.meta.name for tt in inputs.targets
-            if (tt.destination.namespace, tt.destination.name) == (req.dest_namespace, req.dest_service_account)}
+            if (tt.destination.namespace, tt.destination.name) == dest}
 
 
 Mutation = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
@@ -331,7 +335,7 @@ def compare(case: Case, binary: Path, mutate: Mutation | None = None) -> Outcome
     scenarios, where = access_scenarios(case.id, objects, access)
     services, splits = split_world(inputs)
     if splits:
-        scenarios.append(Scenario(f"{case.id}/routes", objects, services, [CLIENT]))
+        scenarios.append(Scenario(f"{case.id}/routes", list(objects), services, [CLIENT]))
     generated = generate(binary, scenarios) if scenarios else {}
     counts: Counter[str] = Counter()
     problems: list[str] = []
@@ -350,8 +354,7 @@ def compare(case: Case, binary: Path, mutate: Mutation | None = None) -> Outcome
         counts["access probes"] += 1
         counts["istiod allows (explicit)"] += explicit
         named = _targets_of(inputs, req)
-        has_finding = _finding_on(result.findings, "TrafficTarget", req.dest_namespace,
-                                  lambda f: f.name in named)
+        has_finding = _finding_on(result.findings, "TrafficTarget", req.dest_namespace, named)
         if explicit != ours:
             problems.append(f"istiod {'allows' if explicit else 'denies'} but tests/access/istio.py "
                             f"{'allows' if ours else 'denies'}: {req}")
@@ -375,7 +378,8 @@ def compare(case: Case, binary: Path, mutate: Mutation | None = None) -> Outcome
         if probe.http is None and world.protocols.get(f"{probe.host}:{probe.port}") in HTTP_PROTOCOLS:
             counts["split probes not applicable (plain TCP on an HTTP port)"] += 1
             continue
-        http = None if probe.http is None else envoy.Http(probe.http.method, probe.http.path, probe.http.headers)
+        http = (None if probe.http is None
+                else envoy.Http(probe.http.method, probe.http.path, probe.http.headers))
         actual = envoy.route(config.outbound, config.routes, probe.host, svc.vip, probe.port, http)
         if actual is not None and PASSTHROUGH in actual:
             root_cluster = _cluster(probe.split.service, probe.split.meta.namespace, probe.port)
@@ -388,7 +392,7 @@ def compare(case: Case, binary: Path, mutate: Mutation | None = None) -> Outcome
             continue
         root = {_cluster(probe.split.service, probe.split.meta.namespace, probe.port): 1.0}
         reported = _finding_on(result.findings, "TrafficSplit", probe.split.meta.namespace,
-                               lambda f: f.name in {ts.meta.name for ts in rivals})
+                               {ts.meta.name for ts in rivals})
         if reported and (actual is None or _same_split(actual, root)):
             counts["SMI splits, istiod keeps on the root, reported"] += 1
             continue
@@ -438,7 +442,8 @@ def test_swapped_weights_are_caught(configgen: Path) -> None:
         return objects
 
     outcome = compare(_case("split-v1alpha2-canary"), configgen, swap)
-    assert outcome.disagreements and "istiod routes" in outcome.disagreements[0]
+    assert outcome.disagreements
+    assert "istiod routes" in outcome.disagreements[0]
 
 
 def test_every_case_with_meaning_is_compared() -> None:
