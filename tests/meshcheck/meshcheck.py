@@ -201,9 +201,19 @@ def build(name: str, log: TextIO | None = None) -> Path:
                     f"command: {shlex.join(command)}\n{result.stdout}"
                 )
             os.replace(out, dest)
+            _prune(name, keep=dest.parent)
             elapsed = time.monotonic() - started
             print(f"meshcheck: built {name} in {elapsed:.0f}s into {dest}", file=log, flush=True)
     return dest
+
+
+def _prune(name: str, keep: Path) -> None:
+    """Delete older builds of tool ``name`` (folders holding nothing else): each is 100+ MB."""
+    for folder in cache_root().iterdir():
+        if folder == keep or not folder.is_dir() or folder.name.startswith("."):
+            continue
+        if [p.name for p in folder.iterdir()] == [name]:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _module_path(module_dir: Path) -> str:

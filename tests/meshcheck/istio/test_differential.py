@@ -1,8 +1,9 @@
 """Differential semantics: istiod's generated Envoy config answers what tests/access asks.
 
-For every golden case with routing or access meaning, the case's input is
-translated for Istio (live), the objects go through istiod's config generator
-(``istio-configgen``: NewConfigGenTest over an in-memory store, ServiceEntries
+For every golden case with routing or access meaning (of every mesh's folder:
+an input is an input), the case's input is translated for Istio (live), the
+objects go through istiod's config generator (``istio-configgen``:
+NewConfigGenTest over an in-memory store, ServiceEntries
 standing in for Services) and our matcher (:mod:`.envoy`, Python) walks the
 RDS routes, outbound listeners and inbound RBAC filters it produced.
 
@@ -42,17 +43,16 @@ import pytest
 import re2
 
 from smi2mesh.errors import InputError
-from smi2mesh.findings import Finding
+from smi2mesh.findings import Finding, FindingReason
 from smi2mesh.model import HTTPMatch, Identity, Inputs, Protocol, SmiKind, TrafficSplit
 from smi2mesh.translate import translate
-from smi2mesh.translators.base import TranslationResult
+from smi2mesh.translators.base import Options, TranslationResult
 from tests.access import HttpRequest, Request, http_match_allows, smi_allows
 from tests.access.istio import allows as evaluator_allows
 from tests.golden import GOLDEN, Case
 from tests.meshcheck.istio import envoy
 from tests.meshcheck.istio.istiod import Endpoint, Port, Proxy, ProxyConfig, Scenario, Service, generate
 
-ISTIO = GOLDEN / "istio"
 CLIENT = Proxy("client", "meshcheck-client", "10.255.0.1", {"app": "meshcheck-client"}, "client",
                client=True)
 OUTSIDER = Identity("meshcheck-outsider", "meshcheck-elsewhere")
@@ -64,16 +64,27 @@ HTTP_PROTOCOLS = frozenset(("HTTP", "HTTP2", "GRPC", "GRPC-Web", "HTTP_PROXY"))
 # Envoy's original-destination cluster: the connection goes to the address the
 # client dialled, i.e. the root Service's VIP.
 PASSTHROUGH = "PassthroughCluster"
+# Why a destination's pods may get no policy (and so Istio's allow-all default).
+UNSELECTABLE = frozenset((FindingReason.UNRESOLVED_REFERENCE, FindingReason.AMBIGUOUS_SELECTOR))
 # SMI weights are relative; Istio's are whole percentages summing to 100, each
 # the exact share rounded down or up, so off by less than one point.
 WEIGHT_TOLERANCE = 0.01
 
 
 def cases() -> list[Case]:
-    """Istio golden cases whose input has a TrafficSplit or a TrafficTarget."""
-    out = []
-    for folder in sorted(p for p in ISTIO.iterdir() if (p / "input.yaml").is_file()):
-        case = Case("istio", folder)
+    """Golden cases whose input has a TrafficSplit or a TrafficTarget, of every mesh's folder.
+
+    Inputs kept in several folders (the shared ones) count once, under Istio's.
+    """
+    out: list[Case] = []
+    seen: set[str] = set()
+    folders = sorted(GOLDEN.glob("*/*/input.yaml"), key=lambda p: (p.parent.parent.name != "istio", p))
+    for path in folders:
+        text = path.read_text(encoding="utf-8")
+        if text in seen:
+            continue
+        seen.add(text)
+        case = Case(path.parent.parent.name, path.parent)
         try:
             inputs = case.inputs()
         except InputError:  # invalid-input cases have no semantics to compare
@@ -306,9 +317,12 @@ class Outcome:
     disagreements: list[str]
 
 
-def _finding_on(findings: tuple[Finding, ...], kind: str, namespace: str, names: set[str]) -> bool:
-    """Whether the translator reported something about one of ``kind`` ``namespace``/``names``."""
-    return any(f.kind == kind and f.namespace == namespace and f.name in names for f in findings)
+def _finding_on(findings: tuple[Finding, ...], kind: str, namespace: str, names: set[str],
+                reasons: frozenset[FindingReason] | None = None) -> bool:
+    """Whether the translator reported something (for one of ``reasons``) about
+    one of ``kind`` ``namespace``/``names``."""
+    return any(f.kind == kind and f.namespace == namespace and f.name in names
+               and (reasons is None or f.reason in reasons) for f in findings)
 
 
 def _targets_of(inputs: Inputs, req: Request) -> set[str]:
@@ -326,7 +340,8 @@ def compare(case: Case, binary: Path, mutate: Mutation | None = None) -> Outcome
     ``mutate`` edits the translated objects first (to show the check catches a wrong output).
     """
     inputs = case.inputs()
-    options = case.options()
+    # Another mesh's options (its trust domain, say) describe that mesh's cluster.
+    options = case.options() if case.mesh == "istio" else Options()
     result: TranslationResult = translate(inputs, "istio", options)
     objects = [copy.deepcopy(dict(o)) for o in result.objects]
     if mutate is not None:
@@ -355,13 +370,16 @@ def compare(case: Case, binary: Path, mutate: Mutation | None = None) -> Outcome
         counts["istiod allows (explicit)"] += explicit
         named = _targets_of(inputs, req)
         has_finding = _finding_on(result.findings, "TrafficTarget", req.dest_namespace, named)
+        # Only pods no policy can select fall back to Istio's allow-all.
+        unselectable = _finding_on(result.findings, "TrafficTarget", req.dest_namespace, named,
+                                   UNSELECTABLE)
         if explicit != ours:
             problems.append(f"istiod {'allows' if explicit else 'denies'} but tests/access/istio.py "
                             f"{'allows' if ours else 'denies'}: {req}")
         if decision.allowed and not smi:
             if req.protocol == "UDP" and not decision.intercepted:
                 counts["UDP, not intercepted by Istio"] += 1
-            elif not decision.enforced and has_finding:
+            elif not decision.enforced and unselectable:
                 counts["Istio default (allow), reported"] += 1
             else:
                 problems.append(f"istiod lets through what SMI denies "
@@ -409,7 +427,7 @@ def configgen(meshcheck_tool: Callable[[str], Path]) -> Path:
     return meshcheck_tool("istio-configgen")
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.path.name for c in CASES])
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_istiod_agrees_with_smi(case: Case, configgen: Path) -> None:
     outcome = compare(case, configgen)
     assert outcome.counts["access probes"] + outcome.counts["split probes"] > 0, "no probe compared"
@@ -417,7 +435,7 @@ def test_istiod_agrees_with_smi(case: Case, configgen: Path) -> None:
 
 
 def _case(name: str) -> Case:
-    return next(c for c in CASES if c.path.name == name)
+    return next(c for c in CASES if c.id == f"istio/{name}")
 
 
 def test_a_broader_policy_is_caught(configgen: Path) -> None:
@@ -447,8 +465,10 @@ def test_swapped_weights_are_caught(configgen: Path) -> None:
 
 
 def test_every_case_with_meaning_is_compared() -> None:
-    names = {c.path.name for c in CASES}
-    assert {"access-v1alpha1-port", "split-v1alpha4-three-way", "istio-service-ports"} <= names
+    names = {c.id for c in CASES}
+    assert {"istio/access-v1alpha1-port", "istio/split-v1alpha4-three-way",
+            "istio/istio-service-ports"} <= names
+    assert any(not name.startswith("istio/") for name in names), "other meshes' cases are compared too"
 
 
 
