@@ -9,6 +9,14 @@ an SMI kind under a groupless apiVersion is an error, not passed over.
 References between objects are left to translation. Every problem in every
 document is collected before an :class:`~smi2mesh.errors.InputError` is
 raised, so users fix all at once.
+
+An SMI object annotated ``smi2mesh.io/ignore: "true"`` (any case) is passed
+over here, unparsed, with no problem and no finding: another controller
+still serves it during a migration. Every path (``translate``, ``report``,
+``plan``, ``--from-cluster`` and the operator) parses through
+:func:`parse_document`, so all of them honour it, and an ignored route is
+as if absent. Any other value (``"false"``, ``"yes"``, empty) leaves the
+object in; the annotation on a context object (a Service) means nothing.
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ PASSIVE_KINDS = frozenset((("v1", "Namespace"),))
 # Linkerd ServiceProfile versions (both served by Linkerd 2.13-2.20).
 SERVICE_PROFILE_VERSIONS = frozenset(("linkerd.io/v1alpha1", "linkerd.io/v1alpha2"))
 MANAGED_BY = ("app.kubernetes.io/managed-by", "smi2mesh")
+IGNORE_ANNOTATION = "smi2mesh.io/ignore"
 
 
 def _get(obj: Any, path: Iterable[str]) -> Any:
@@ -145,15 +154,23 @@ def _context(body: Mapping[str, Any], source: str) -> tuple[object | None, list[
     return None, problems
 
 
+def ignored(body: object) -> bool:
+    """Whether *body* opts out of smi2mesh (``smi2mesh.io/ignore: "true"``, any case)."""
+    annotations = _get(body, ("metadata", "annotations"))
+    value = annotations.get(IGNORE_ANNOTATION) if isinstance(annotations, Mapping) else None
+    return isinstance(value, str) and value.strip().lower() == "true"
+
+
 def parse_document(body: object, source: str = "") -> tuple[object | None, list[Problem]]:
-    """Parse one document: an SMI object, a context object, or None (passed over)."""
+    """Parse one document: an SMI object, a context object, or None (passed over, or ignored)."""
     if not isinstance(body, Mapping):
         return None, [Problem(f"document must be a mapping, got {type(body).__name__}", source=source)]
     api_version, kind = body.get("apiVersion"), body.get("kind")
     if not isinstance(api_version, str) or not isinstance(kind, str) or not api_version or not kind:
         return None, [_identity_problem(body, source)]
     if api_version.split("/", 1)[0] in smi.SMI_API_GROUPS:
-        return smi.parse_smi(body, source)
+        # Not even parsed: its spec may be in a form only the other controller reads.
+        return (None, []) if ignored(body) else smi.parse_smi(body, source)
     if "/" not in api_version and kind in SMI_KINDS:
         # "v1alpha1" alone is the core group, which has no SMI kinds: passing
         # it over would silently drop the object, even under --strict.
@@ -236,4 +253,4 @@ def parse_documents(docs: Iterable[tuple[str, object]], *, check_refs: bool = Tr
     return model.Inputs.of(objects)
 
 
-__all__ = ["SmiKind", "parse_document", "parse_documents"]
+__all__ = ["IGNORE_ANNOTATION", "SmiKind", "ignored", "parse_document", "parse_documents"]

@@ -11,6 +11,14 @@ Every pass recomputes the namespace from scratch:
 5. after those succeed, delete objects we own that are no longer desired;
 6. write status conditions and events where they changed.
 
+An SMI object annotated ``smi2mesh.io/ignore: "true"`` is left to another
+controller: it is not translated (an ignored route is as if absent), so its
+outputs are no longer desired and are pruned like any other; they come back
+when the annotation goes. Its status says so (``Ready=False``, reason
+``Ignored``, no other condition, nothing generated, mesh ``""``) rather than
+keep a stale ``Ready=True`` for objects just deleted; that is no failure,
+so it posts no Event.
+
 "Ours" means: labelled ``app.kubernetes.io/managed-by: smi2mesh`` *and*
 owned (ownerReference uid) by a live SMI object of the namespace, so a
 look-alike label on a foreign object is not enough to be touched. An
@@ -57,6 +65,7 @@ log = logging.getLogger("smi2mesh.reconcile")
 POLICY_KINDS = frozenset(("TrafficSplit", "TrafficTarget"))
 _REF_REASONS = frozenset((FindingReason.UNRESOLVED_REFERENCE, FindingReason.AMBIGUOUS_SELECTOR))
 MAX_MESSAGE = 2048
+IGNORED = "Ignored"
 HASH_ANNOTATION = "smi2mesh.io/desired-hash"
 
 
@@ -171,6 +180,7 @@ class Outcome:
     missing_crds: set[str] = field(default_factory=set)
     failures: list[str] = field(default_factory=list)
     mesh_error: str = ""
+    ignored: bool = False  # annotated smi2mesh.io/ignore: "true"
 
     @property
     def ref(self) -> str:
@@ -258,6 +268,8 @@ def plan_namespace(namespace: str, store: Store, config: OperatorConfig, parser:
             plan.outcomes[out.ref] = out
             obj, problems = parser.parse(body)
             out.problems = problems
+            # Kept as an outcome: its uid keeps our outputs of it "ours", so they are pruned.
+            out.ignored = obj is None and not problems and inputs_mod.ignored(body)
             if not isinstance(obj, SmiObject):
                 continue
             out.parsed = obj
@@ -479,6 +491,13 @@ def _lines(items: Iterable[str]) -> str:
 def desired_status(out: Outcome, config: OperatorConfig) -> Body:
     """The status block one SMI object should carry after this pass."""
     gen = out.body["metadata"].get("generation")
+    if out.ignored:
+        ignored: Body = _without_none({
+            "observedGeneration": gen, "mesh": "", "generated": [],
+            "conditions": [_condition(ConditionType.READY, False, IGNORED,
+                                      f'annotated {inputs_mod.IGNORE_ANNOTATION}: "true"; '
+                                      "smi2mesh leaves it to another controller", gen)]})
+        return ignored
     ref_findings = [f for f in out.findings if f.reason in _REF_REASONS]
     other = [f for f in out.findings if f.reason not in _REF_REASONS]
     if out.problems:
@@ -553,6 +572,6 @@ def events_for(new: Mapping[str, Any], old: Mapping[str, Any]) -> list[tuple[str
             cond["type"] in (ConditionType.NOT_EXPRESSIBLE, ConditionType.CONFLICT)
             and cond["status"] == "True")
         prev = before.get(cond["type"]) or {}
-        if bad and (prev.get("status"), prev.get("message")) != (cond["status"], cond["message"]):
+        if bad and cond["reason"] != IGNORED and (prev.get("status"), prev.get("message")) != (cond["status"], cond["message"]):
             out.append((cond["reason"], cond["message"]))
     return out

@@ -131,6 +131,64 @@ def test_invalid_object_keeps_its_last_good_output() -> None:
     assert "weights are zero" in ready["message"]
 
 
+def _ignored(body: dict[str, Any], value: str = "true") -> dict[str, Any]:
+    out = copy.deepcopy(body)
+    out["metadata"]["annotations"] = {"smi2mesh.io/ignore": value}
+    out["metadata"]["resourceVersion"] = "8"
+    return out
+
+
+def test_an_ignored_object_loses_its_outputs_says_so_and_gets_them_back() -> None:
+    live = desired_vs()
+    live["metadata"].update(uid="vs-uid", resourceVersion="9")
+    store = store_with(_ignored(SPLIT, "True"), live=[live])  # the value is case-insensitive
+    p = plan(store)
+    assert p.writes == []
+    assert [(d.verb, d.obj["kind"], d.obj["metadata"]["name"]) for d in p.deletes] == \
+        [("delete", "VirtualService", "web")]
+    out = p.outcomes["TrafficSplit/shop/web"]
+    assert (out.ignored, out.findings, out.problems, out.generated) == (True, [], [], [])
+    before = reconcile.merge_times(reconcile.desired_status(plan(store_with(SPLIT)).outcomes[
+        "TrafficSplit/shop/web"], CONFIG), {})
+    status = reconcile.merge_times(reconcile.desired_status(out, CONFIG), before)
+    assert [(c["type"], c["status"], c["reason"]) for c in status["conditions"]] == \
+        [("Ready", "False", "Ignored")]
+    assert (status["generated"], status["mesh"]) == ([], "")
+    assert reconcile.status_changed(status, before)
+    assert reconcile.events_for(status, before) == []  # a choice, not a failure
+    # Annotation removed (or any other value): the output is desired again, not deleted.
+    for body in (SPLIT, _ignored(SPLIT, "false"), _ignored(SPLIT, "yes")):
+        again = plan(store_with(body, live=[live]))
+        assert (again.writes, again.deletes) == ([], [])
+        assert not again.outcomes["TrafficSplit/shop/web"].ignored
+
+
+def test_an_ignored_route_is_as_if_absent() -> None:
+    target, group = yaml.safe_load_all("""
+apiVersion: access.smi-spec.io/v1alpha3
+kind: TrafficTarget
+metadata: {name: api, namespace: shop, uid: tt-uid}
+spec:
+  destination: {kind: ServiceAccount, name: api, namespace: shop}
+  sources: [{kind: ServiceAccount, name: web, namespace: shop}]
+  rules: [{kind: HTTPRouteGroup, name: reads, matches: [get]}]
+---
+apiVersion: specs.smi-spec.io/v1alpha4
+kind: HTTPRouteGroup
+metadata: {name: reads, namespace: shop, uid: rg-uid}
+spec:
+  matches: [{name: get, methods: [GET]}]
+""")
+    def unresolved(*bodies: dict[str, Any]) -> list[str]:
+        out = plan(store_with(*bodies)).outcomes["TrafficTarget/shop/api"]
+        return [f.field for f in out.findings if f.reason.value == "UnresolvedReference"]
+
+    assert unresolved(target, group) == []
+    assert unresolved(target) == unresolved(target, _ignored(group)) != []
+    p = plan(store_with(target, _ignored(group)))
+    assert p.outcomes["HTTPRouteGroup/shop/reads"].ignored
+
+
 def test_mesh_comes_from_annotation_then_namespace_label_then_default() -> None:
     body = copy.deepcopy(SPLIT)
     assert reconcile.mesh_of(body, {}, CONFIG) == "istio"
