@@ -409,6 +409,40 @@ def grants(tt: TrafficTarget, em: Emitter) -> list[Grant]:
     return out
 
 
+def identity_l4_grants(tt: TrafficTarget, em: Emitter, mesh: str, policy: str) -> list[Grant]:
+    """The grants a mesh that allows whole TCP connections by identity can hold.
+
+    *mesh* and *policy* (its authorization kind) name them in findings. UDP grants are reported and
+    left out. HTTP grants fail closed, or, with ``--widen-l7-to-l4``, become
+    L4 grants on the same ports, each with a ``Widened`` finding.
+    """
+    out: list[Grant] = []
+    for g in grants(tt, em):
+        if g.protocol is Protocol.UDP:
+            em.finding(tt, g.field, FindingReason.ACCESS_FAIL_CLOSED,
+                       f"{mesh}'s data plane proxies only TCP, {policy} cannot allow UDP; "
+                       "the UDP grant is not emitted")
+            continue
+        if g.http is not None:
+            widen = em.options.widen_l7_to_l4
+            for path in sorted(set(g.http_fields)):
+                if widen:
+                    em.finding(tt, path, FindingReason.WIDENED,
+                               f"{policy} allows whole connections by identity only; granted at L4 "
+                               "instead (--widen-l7-to-l4): every request of these sources is "
+                               "allowed, whatever its method, path or headers")
+                else:
+                    em.finding(tt, path, FindingReason.ACCESS_FAIL_CLOSED,
+                               f"{policy} allows whole connections by identity only; it cannot "
+                               "restrict HTTP methods, paths or headers, so this HTTP rule grants "
+                               "nothing (--widen-l7-to-l4 would grant it at L4)")
+            if widen:
+                out.append(Grant(g.protocol, g.ports, None, g.field))
+            continue
+        out.append(g)
+    return out
+
+
 def _union(routes: list[tuple[str, tuple[int, ...]]]) -> set[int] | None:
     """Ports of several routes together; None when any route allows every port."""
     if any(not ports for _, ports in routes):

@@ -42,7 +42,6 @@ from smi2mesh.model import (
     HTTPMatch,
     Identity,
     Inputs,
-    Protocol,
     Service,
     ServicePort,
     TrafficSplit,
@@ -57,7 +56,7 @@ from smi2mesh.translators.base import (
     OutputKind,
     TranslationResult,
     Translator,
-    grants,
+    identity_l4_grants,
     split_matches,
 )
 from smi2mesh.translators.gateway_api import is_tcp_only, root_ports, route_matches
@@ -277,27 +276,7 @@ class KumaTranslator(Translator):
         """
         everywhere = False
         sections: dict[int, str] = {}
-        for g in grants(tt, em):
-            if g.protocol is Protocol.UDP:
-                em.finding(tt, g.field, FindingReason.ACCESS_FAIL_CLOSED,
-                           "Kuma's data plane proxies only TCP, MeshTrafficPermission cannot allow UDP; "
-                           "the UDP grant is not emitted")
-                continue
-            if g.http is not None:
-                widen = em.options.widen_l7_to_l4
-                for path in sorted(set(g.http_fields)):
-                    if widen:
-                        em.finding(tt, path, FindingReason.WIDENED,
-                                   "MeshTrafficPermission allows whole connections by identity only; "
-                                   "granted at L4 instead (--widen-l7-to-l4): every request of these "
-                                   "sources is allowed, whatever its method, path or headers")
-                    else:
-                        em.finding(tt, path, FindingReason.ACCESS_FAIL_CLOSED,
-                                   "MeshTrafficPermission allows whole connections by identity only; "
-                                   "it cannot restrict HTTP methods, paths or headers, so this HTTP "
-                                   "rule grants nothing (--widen-l7-to-l4 would grant it at L4)")
-                if not widen:
-                    continue
+        for g in identity_l4_grants(tt, em, "Kuma", "MeshTrafficPermission"):
             if not g.ports:
                 everywhere = True
                 continue

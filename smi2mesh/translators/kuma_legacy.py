@@ -44,7 +44,7 @@ from typing import ClassVar
 
 from smi2mesh import weights
 from smi2mesh.findings import FindingReason
-from smi2mesh.model import HTTPMatch, Identity, Protocol, ServicePort, TrafficSplit, TrafficTarget
+from smi2mesh.model import HTTPMatch, Identity, ServicePort, TrafficSplit, TrafficTarget
 from smi2mesh.regex import MatchType, classify_path, classify_value
 from smi2mesh.translators.base import (
     Emitter,
@@ -54,7 +54,7 @@ from smi2mesh.translators.base import (
     Translator,
     destination_pods,
     expand_methods,
-    grants,
+    identity_l4_grants,
     split_matches,
 )
 from smi2mesh.translators.gateway_api import is_tcp_only, root_ports
@@ -345,27 +345,7 @@ class KumaLegacyTranslator(Translator):
         """Whether some grant covers every port, and the container ports granted otherwise."""
         everywhere = False
         ports: set[int] = set()
-        for g in grants(tt, em):
-            if g.protocol is Protocol.UDP:
-                em.finding(tt, g.field, FindingReason.ACCESS_FAIL_CLOSED,
-                           "Kuma's data plane proxies only TCP, TrafficPermission cannot allow UDP; the UDP "
-                           "grant is not emitted")
-                continue
-            if g.http is not None:
-                widen = em.options.widen_l7_to_l4
-                for path in sorted(set(g.http_fields)):
-                    if widen:
-                        em.finding(tt, path, FindingReason.WIDENED,
-                                   "TrafficPermission allows whole connections by identity only; granted "
-                                   "at L4 instead (--widen-l7-to-l4): every request of these sources is "
-                                   "allowed, whatever its method, path or headers")
-                    else:
-                        em.finding(tt, path, FindingReason.ACCESS_FAIL_CLOSED,
-                                   "TrafficPermission allows whole connections by identity only; it cannot "
-                                   "restrict HTTP methods, paths or headers, so this HTTP rule grants "
-                                   "nothing (--widen-l7-to-l4 would grant it at L4)")
-                if not widen:
-                    continue
+        for g in identity_l4_grants(tt, em, "Kuma", "TrafficPermission"):
             if not g.ports:
                 everywhere = True
             ports.update(g.ports)
