@@ -19,7 +19,7 @@ import traceback
 from collections.abc import Sequence
 from typing import NoReturn, TextIO
 
-from smi2mesh import __version__, migration, yamlio
+from smi2mesh import __version__, migration, progress, yamlio
 from smi2mesh.errors import InputError
 from smi2mesh.inputs import parse_documents
 from smi2mesh.operator.config import ConfigError, add_run_arguments, from_args
@@ -131,8 +131,9 @@ def run_translate(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stder
     # objects that the cyclic collector would scan over and over; reference
     # counting frees what matters, and the process exits right after.
     gc.disable()
+    shown = progress.for_flag(args.progress, stderr)
     try:
-        docs = migration.documents(args, stdin)
+        docs = migration.documents(args, stdin, shown)
         inputs = parse_documents(docs)
     except FileNotFoundError as exc:
         stderr.write(f"error: {exc.args[0]}: no such file or directory\n")
@@ -145,7 +146,11 @@ def run_translate(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stder
             stderr.write(f"error: {problem.render()}\n")
         return EXIT_INPUT
     options = dataclasses.replace(translation_options(args, versions), profile=chosen)
+    shown.start(f"translating for {args.mesh}")
     result = translate(inputs, args.mesh, options)
+    for obj in (*inputs.splits, *inputs.targets, *inputs.http_route_groups, *inputs.port_routes):
+        shown.add(obj.kind, 1)
+    shown.finish()
     text = (yamlio.dump_json if args.output == "json" else yamlio.dump_yaml)(result.objects)
     stdout.write(text)
     for finding in result.findings:

@@ -7,6 +7,9 @@ convert with ``strategy: None``), then handed to the same parser as files.
 Context is what the operator reads (Services, Deployments, StatefulSets,
 DaemonSets, unowned Pods) plus ServiceAccounts.
 
+Lists report each page to :attr:`Connection.progress` (a line on stderr
+when it is a terminal: objects per kind and per second).
+
 Only GET requests are made. Any failure is a :class:`ClusterError` with one
 line naming what is missing: the kubeconfig or context, the API server, a
 permission (the verb, resource and namespace), or the SMI CRDs.
@@ -14,6 +17,7 @@ permission (the verb, resource and namespace), or the SMI CRDs.
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +30,7 @@ from smi2mesh.inputs import expand_lists
 from smi2mesh.migration import ClusterError
 from smi2mesh.operator.kube import ApiError, Kube, Resource, TransientApiError
 from smi2mesh.operator.store import CONTEXT_KINDS, SMI_KINDS, Key, written_version
+from smi2mesh.progress import Progress
 
 SERVICE_ACCOUNTS: Key = ("", "serviceaccounts")
 _IN_CLUSTER_NS = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -42,6 +47,7 @@ class Connection:
     all_namespaces: bool
     where: str  # "context C (server S)", for messages
     namespaces_given: bool = False  # -n given: files do not widen or narrow the scope
+    progress: Progress = field(default_factory=lambda: Progress(None))
     _smi: dict[Key, Resource] = field(default_factory=dict)
     _served: dict[str, dict[str, Resource] | None] = field(default_factory=dict)
 
@@ -94,8 +100,12 @@ class Connection:
         out: list[dict[str, Any]] = []
         for ns in scope:
             where = f"in namespace {ns}" if ns else "in all namespaces"
-            out.extend(self._call(f"list {res.plural}.{res.group or 'core'} {where}",
-                                  self.kube.list, res, ns))
+            what = f"list {res.plural}.{res.group or 'core'} {where}"
+            if self.progress.enabled:
+                page = functools.partial(self.progress.add, res.kind)
+                out.extend(self._call(what, functools.partial(self.kube.list, on_page=page), res, ns))
+            else:
+                out.extend(self._call(what, self.kube.list, res, ns))
         return out
 
     # ---- what translate reads -----------------------------------------------------
@@ -115,6 +125,7 @@ class Connection:
         if not self.all_namespaces and not self.namespaces_given and extra_namespaces:
             scope = sorted(set(extra_namespaces))
         docs: list[tuple[str, object]] = []
+        self.progress.start(f"reading {self.where}")
         for key, res in self.smi_resources(required=smi_required).items():
             for body in self.list_objects(res, scope):
                 docs.append((_source(SMI_KINDS[key], body), as_written(body)))
@@ -123,6 +134,7 @@ class Connection:
                 if key == ("", "pods") and (body.get("metadata") or {}).get("ownerReferences"):
                     continue  # their controllers are read: the operator reads the same
                 docs.append((_source(res.kind, body), _clean(body)))
+        self.progress.finish()
         return docs
 
 

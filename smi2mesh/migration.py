@@ -20,7 +20,7 @@ import sys
 from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING, Any, TextIO
 
-from smi2mesh import cli, report, yamlio
+from smi2mesh import cli, progress, report, yamlio
 from smi2mesh.errors import InputError
 from smi2mesh.inputs import parse_documents
 from smi2mesh.translators import TRANSLATORS
@@ -94,8 +94,11 @@ def _share(src: argparse.ArgumentParser, dst: argparse.ArgumentParser, skip: Col
 
 def add_commands(sub: argparse._SubParsersAction[Any],
                  translate: argparse.ArgumentParser) -> None:
-    """Add ``--from-cluster`` to *translate*, then the ``report`` and ``plan`` subcommands."""
+    """Add ``--from-cluster`` and ``--progress`` to *translate*, then ``report`` and ``plan``."""
     add_cluster_arguments(translate)
+    translate.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                           help="show progress (objects read per kind and per second, what is "
+                                "being translated) on stderr; default: only when stderr is a terminal")
     rep = sub.add_parser(
         "report", help="which mesh can hold this SMI: one table per mesh, ranked",
         description="Translate the SMI for every mesh and report, per mesh, the objects carried "
@@ -134,14 +137,19 @@ def options_for(args: argparse.Namespace, mesh: str) -> Options:
                                profile=cli.profile(as_translate, cli.build_parser()))
 
 
-def connection(args: argparse.Namespace) -> cluster.Connection:
-    """The cluster named by the kubectl flags (imports the Kubernetes client)."""
+def connection(args: argparse.Namespace,
+               shown: progress.Progress | None = None) -> cluster.Connection:
+    """The cluster named by the kubectl flags (imports the Kubernetes client); lists report to *shown*."""
     from smi2mesh import cluster  # noqa: PLC0415 (the offline path never loads the client)
 
-    return cluster.connect(args.kubeconfig, args.context, tuple(args.namespace), args.all_namespaces)
+    conn = cluster.connect(args.kubeconfig, args.context, tuple(args.namespace), args.all_namespaces)
+    if shown is not None:
+        conn.progress = shown
+    return conn
 
 
-def documents(args: argparse.Namespace, stdin: TextIO) -> list[tuple[str, object]]:
+def documents(args: argparse.Namespace, stdin: TextIO,
+              shown: progress.Progress | None = None) -> list[tuple[str, object]]:
     """The documents a translating command reads: files, the cluster, or both.
 
     Files win for SMI objects (the same kind, namespace and name); the
@@ -154,7 +162,7 @@ def documents(args: argparse.Namespace, stdin: TextIO) -> list[tuple[str, object
             raise ClusterError("--context, --kubeconfig, -n and -A read a cluster: add --from-cluster")
         return yamlio.read_sources(paths or ["-"], stdin)
     files = yamlio.read_sources(paths, stdin) if paths else []
-    conn = connection(args)
+    conn = connection(args, shown)
     from smi2mesh import cluster  # noqa: PLC0415 (see connection)
 
     # With files, the cluster may only fill in context (its SMI CRDs may be gone already).
@@ -179,7 +187,8 @@ def run(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: TextIO)
             return run_report(args, stdin, stdout, stderr)
         from smi2mesh import plan  # noqa: PLC0415 (loads the Kubernetes client)
 
-        return plan.run(args, connection(args), stdout, stderr)
+        return plan.run(args, connection(args, progress.for_flag(args.progress, stderr)),
+                        stdout, stderr)
     except ClusterError as exc:
         stderr.write(f"error: {exc}\n")
         return exc.exit_code
@@ -190,8 +199,9 @@ def run_report(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: 
     meshes = list(dict.fromkeys(args.mesh)) or list(REPORT_MESHES)
     if (args.smi_profile or args.smi_versions) and "smi" not in meshes:
         cli.build_parser().error("--smi-profile and --smi-versions apply only to --mesh smi")
+    shown = progress.for_flag(args.progress, stderr)
     try:
-        inputs = parse_documents(documents(args, stdin))
+        inputs = parse_documents(documents(args, stdin, shown))
     except FileNotFoundError as exc:
         stderr.write(f"error: {exc.args[0]}: no such file or directory\n")
         return cli.EXIT_USAGE
@@ -199,7 +209,7 @@ def run_report(args: argparse.Namespace, stdin: TextIO, stdout: TextIO, stderr: 
         for problem in exc.problems:
             stderr.write(f"error: {problem.render()}\n")
         return cli.EXIT_INPUT
-    built = report.build(inputs, meshes, lambda m: options_for(args, m))
+    built = report.build(inputs, meshes, lambda m: options_for(args, m), shown)
     stdout.write(report.RENDERERS[args.output](built))
     return cli.EXIT_OK
 

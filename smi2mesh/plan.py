@@ -136,6 +136,7 @@ def _namespaces(conn: Connection, mesh: str) -> list[dict[str, Any]]:
 def fill(conn: Connection, config: OperatorConfig) -> tuple[Store, list[str]]:
     """The operator's cache as its watches would fill it, and the namespaces to plan."""
     store = Store()
+    conn.progress.start(f"reading {conn.where}")
     for body in _namespaces(conn, config.mesh):
         store.upsert(NAMESPACES, body, mark=False)
     for key, res in conn.smi_resources().items():
@@ -151,6 +152,7 @@ def fill(conn: Connection, config: OperatorConfig) -> tuple[Store, list[str]]:
         if output is not None:
             for body in conn.list_objects(output):
                 store.upsert(key, body, mark=False)
+    conn.progress.finish()
     if conn.all_namespaces:
         # Every namespace with SMI objects or with objects labelled ours.
         names = {ns for key in SMI_KINDS for ns, objs in store.objects.get(key, {}).items() if objs}
@@ -283,6 +285,7 @@ def build(conn: Connection, config: OperatorConfig) -> Result:
     result = Result(mesh, namespaces)
     parser = reconcile.Parser()
     parents: set[tuple[str, str]] = set()
+    conn.progress.start(f"planning for {mesh}")
     for ns in namespaces:
         plan = reconcile.plan_namespace(ns, store, config, parser, discovery.output,
                                         profiles=discovery.profiles)
@@ -296,6 +299,8 @@ def build(conn: Connection, config: OperatorConfig) -> Result:
             if w.obj["kind"] == "HTTPRoute":
                 parents |= {(ns, str(p.get("name"))) for p in w.obj.get("spec", {}).get("parentRefs") or []
                             if p.get("kind") == "Service"}
+        for w in [*plan.writes, *plan.deletes]:
+            conn.progress.add(w.obj["kind"], 1)
         result.changes += [Change("delete", w.obj, w.sources) for w in plan.deletes]
         for ref, out in sorted(plan.outcomes.items()):
             result.conflicts += [f"{ref}: {c}" for c in out.conflicts]
@@ -305,6 +310,7 @@ def build(conn: Connection, config: OperatorConfig) -> Result:
                 result.missing_crds.append(f"{ref}: mesh {out.mesh} needs CRDs not installed: "
                                            f"{', '.join(sorted(out.missing_crds))}")
             result.findings += out.findings
+    conn.progress.finish()
     if mesh == "linkerd":
         _service_profiles(conn, result, namespaces, config, parents)
     _competitors(conn, result)

@@ -29,6 +29,7 @@ from typing import Any
 
 from smi2mesh.findings import Finding, FindingReason
 from smi2mesh.model import Inputs, SmiKind, SmiObject
+from smi2mesh.progress import Progress
 from smi2mesh.translate import translate
 from smi2mesh.translators.base import Options
 
@@ -155,16 +156,25 @@ class Report:
                 "meshes": [m.to_dict() for m in self.meshes]}
 
 
-def build(inputs: Inputs, meshes: Sequence[str], options: Callable[[str], Options]) -> Report:
-    """Translate *inputs* for every mesh (``options(mesh)`` gives its knobs) and count."""
+def build(inputs: Inputs, meshes: Sequence[str], options: Callable[[str], Options],
+          shown: Progress | None = None) -> Report:
+    """Translate *inputs* for every mesh (``options(mesh)`` gives its knobs) and count.
+
+    *shown* hears of each mesh translated (the CLI's progress line).
+    """
     objs = smi_objects(inputs)
     refs = [_ref(o) for o in objs]
     kinds: dict[str, int] = {}
     for o in objs:
         kinds[o.kind] = kinds.get(o.kind, 0) + 1
     report = Report(refs, kinds)
+    shown = shown or Progress(None)
     for mesh in meshes:
+        shown.start(f"translating for {mesh}")
         result = translate(inputs, mesh, options(mesh))
+        for kind, count in kinds.items():
+            shown.add(kind, count)
+        shown.finish()
         inexact = {_finding_ref(f) for f in result.findings if f.reason not in EXACT_REASONS}
         report.meshes.append(MeshReport(mesh, len(refs), [r for r in refs if r not in inexact],
                                         len(result.objects), list(result.findings)))

@@ -200,8 +200,12 @@ class Kube:
         version = pref.get("version")
         return str(version) if version else None
 
-    def list_at(self, res: Resource, namespace: str | None = None) -> tuple[list[dict[str, Any]], int]:
-        """Every object of *res*, and the resourceVersion the list was read at (0 if unknown)."""
+    def list_at(self, res: Resource, namespace: str | None = None, *,
+                on_page: Callable[[int], None] | None = None) -> tuple[list[dict[str, Any]], int]:
+        """Every object of *res*, and the resourceVersion the list was read at (0 if unknown).
+
+        *on_page* hears how many objects each page brought (the CLI's progress line).
+        """
         items: list[dict[str, Any]] = []
         cont = ""
         version = 0
@@ -214,15 +218,18 @@ class Kube:
                 item.setdefault("apiVersion", res.api_version)
                 item.setdefault("kind", res.kind)
                 items.append(item)
+            if on_page is not None:
+                on_page(len(body.get("items") or []))
             meta = body.get("metadata") or {}
             version = max(version, _int(meta.get("resourceVersion")))
             cont = meta.get("continue") or ""
             if not cont:
                 return items, version
 
-    def list(self, res: Resource, namespace: str | None = None) -> list[dict[str, Any]]:
+    def list(self, res: Resource, namespace: str | None = None, *,
+             on_page: Callable[[int], None] | None = None) -> list[dict[str, Any]]:
         """Every object of *res* (in *namespace*, or everywhere)."""
-        return self.list_at(res, namespace)[0]
+        return self.list_at(res, namespace, on_page=on_page)[0]
 
     def get(self, res: Resource, namespace: str | None, name: str) -> dict[str, Any] | None:
         status, body = self.request("GET", res.path(namespace, name), what=f"get {res.plural}/{name}")

@@ -572,6 +572,7 @@ def events_for(new: Mapping[str, Any], old: Mapping[str, Any]) -> list[tuple[str
             cond["type"] in (ConditionType.NOT_EXPRESSIBLE, ConditionType.CONFLICT)
             and cond["status"] == "True")
         prev = before.get(cond["type"]) or {}
-        if bad and cond["reason"] != IGNORED and (prev.get("status"), prev.get("message")) != (cond["status"], cond["message"]):
+        changed = (prev.get("status"), prev.get("message")) != (cond["status"], cond["message"])
+        if bad and changed and cond["reason"] != IGNORED:
             out.append((cond["reason"], cond["message"]))
     return out

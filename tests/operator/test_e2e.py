@@ -201,6 +201,34 @@ def test_foreign_object_is_a_conflict_and_left_alone(cluster: Cluster, namespace
         assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]
 
 
+def test_ignore_annotation_prunes_the_outputs_and_removing_it_restores_them(
+        cluster: Cluster, namespace: str, run_operator: OperatorFactory) -> None:
+    cluster.apply(APP, namespace)
+    split_out = expected("istio", namespace, APP, SPLIT)
+    target_out = expected("istio", namespace, APP, TARGET)
+    assert split_out
+    assert target_out
+    with run_operator(mesh="istio"):
+        cluster.apply(SPLIT + "---" + TARGET, namespace)
+        wait_for(lambda: up_to_date(cluster, split_out + target_out), 30, "outputs")
+        cluster.patch(SPLIT_API, "TrafficSplit", namespace, "web-split",
+                      {"metadata": {"annotations": {"smi2mesh.io/ignore": "true"}}})
+        wait_for(lambda: absent(cluster, split_out), 30, "the ignored split's outputs pruned")
+        ready = wait_condition(cluster, SPLIT_API, "TrafficSplit", namespace, "web-split", "Ready",
+                               lambda c: c["reason"] == "Ignored")
+        assert ready["status"] == "False"
+        status = cluster.get(SPLIT_API, "TrafficSplit", namespace, "web-split")["status"]  # type: ignore[index]
+        assert ([c["type"] for c in status["conditions"]], status.get("generated", []),
+                status["mesh"]) == (["Ready"], [], "")
+        assert up_to_date(cluster, target_out), "the other object's outputs stay"
+        assert not [e for e in cluster.events(namespace, "web-split") if e["reason"] == "Ignored"]
+        cluster.patch(SPLIT_API, "TrafficSplit", namespace, "web-split",
+                      {"metadata": {"annotations": {"smi2mesh.io/ignore": None}}})
+        wait_for(lambda: up_to_date(cluster, split_out), 30, "outputs restored")
+        wait_condition(cluster, SPLIT_API, "TrafficSplit", namespace, "web-split", "Ready",
+                       lambda c: c["status"] == "True")
+
+
 def test_mesh_swap_by_namespace_label_never_leaves_a_gap(cluster: Cluster, namespace: str,
                                                          run_operator: OperatorFactory) -> None:
     cluster.apply(APP, namespace)

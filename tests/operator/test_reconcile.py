@@ -179,9 +179,16 @@ metadata: {name: reads, namespace: shop, uid: rg-uid}
 spec:
   matches: [{name: get, methods: [GET]}]
 """)
+    pods = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "api", "namespace": NS},
+            "spec": {"selector": {"matchLabels": {"app": "api"}}, "template": {
+                "metadata": {"labels": {"app": "api"}}, "spec": {"serviceAccountName": "api"}}}}
+
     def unresolved(*bodies: dict[str, Any]) -> list[str]:
-        out = plan(store_with(*bodies)).outcomes["TrafficTarget/shop/api"]
-        return [f.field for f in out.findings if f.reason.value == "UnresolvedReference"]
+        store = store_with(*bodies)
+        store.upsert(("apps", "deployments"), pods)
+        out = plan(store).outcomes["TrafficTarget/shop/api"]
+        return [f.field for f in out.findings
+                if f.reason.value == "UnresolvedReference" and f.field.startswith("spec.rules")]
 
     assert unresolved(target, group) == []
     assert unresolved(target) == unresolved(target, _ignored(group)) != []
