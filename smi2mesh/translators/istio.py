@@ -372,7 +372,12 @@ def _http_rule(tt: TrafficTarget, em: Emitter, m: HTTPMatch, field: str, source:
         # rule without them would also allow non-HTTP connections, which an
         # HTTP match never does: "*" (any path) makes the rule HTTP-only.
         operation["paths"] = ["*"]
-    rule: Obj = {"from": [source], "to": [{"operation": operation}]}
+    rule: Obj = {"from": [source]}
+    if operation:
+        # istiod refuses an empty operation ("`to.operation` must not be
+        # empty"); without one the header conditions alone match, and they
+        # are HTTP-only, so no plain TCP connection is allowed either.
+        rule["to"] = [{"operation": operation}]
     if conditions:
         rule["when"] = conditions
     return rule

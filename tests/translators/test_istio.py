@@ -92,6 +92,19 @@ def test_inexpressible_paths_fail_closed(path_regex: str) -> None:
 def test_header_values(value: str, expected: str) -> None:
     rules = _rules(_run(_target(f"  - {{name: m, headers: {{X-Plan: '{value}'}}}}")))
     assert rules[0]["when"] == [{"key": "request.headers[x-plan]", "values": [expected]}]
+    # Nothing for the operation to hold: istiod refuses an empty one
+    # ("`to.operation` must not be empty"), so there is no `to` at all.
+    assert "to" not in rules[0]
+
+
+def test_header_only_match_stays_http_only() -> None:
+    result = _run(_target("  - {name: m, headers: {x-plan: gold}}"))
+    web = Identity("web", "ns")
+    assert not allows(list(result.objects), Request(web, "ns", "api", {"app": "api"}, "TCP", 80))
+    assert allows(list(result.objects), Request(web, "ns", "api", {"app": "api"}, "TCP", 80,
+                                                HttpRequest("GET", "/x", {"x-plan": "gold"})))
+    assert not allows(list(result.objects), Request(web, "ns", "api", {"app": "api"}, "TCP", 80,
+                                                    HttpRequest("GET", "/x", {"x-plan": "silver"})))
 
 
 @pytest.mark.parametrize("value", ["gold|silver", ".+", "a\\*b", "^$"])
