@@ -379,6 +379,7 @@ class Inputs:
     _groups: dict[tuple[str, str], HTTPRouteGroup] = field(init=False, repr=False)
     _routes: dict[tuple[SmiKind, str, str], PortRoute] = field(init=False, repr=False)
     _services: dict[tuple[str, str], Service] = field(init=False, repr=False)
+    _selecting: dict[str, list[Service]] = field(init=False, repr=False)
     _by_sa: dict[tuple[str, str], list[Workload]] = field(init=False, repr=False)
     _by_ns: dict[str, list[Workload]] = field(init=False, repr=False)
     _by_label: dict[tuple[str, str, str], list[Workload]] = field(init=False, repr=False)
@@ -395,6 +396,11 @@ class Inputs:
         object.__setattr__(
             self, "_services", {(s.meta.namespace, s.meta.name): s for s in self.services}
         )
+        selecting: dict[str, list[Service]] = {}
+        for svc in self.services:
+            if svc.selector:  # a Service without a selector selects no pods
+                selecting.setdefault(svc.meta.namespace, []).append(svc)
+        object.__setattr__(self, "_selecting", selecting)
         by_sa: dict[tuple[str, str], list[Workload]] = {}
         by_ns: dict[str, list[Workload]] = {}
         by_label: dict[tuple[str, str, str], list[Workload]] = {}
@@ -464,6 +470,11 @@ class Inputs:
     def workloads_in(self, namespace: str) -> list[Workload]:
         """All workloads in *namespace*."""
         return self._by_ns.get(namespace, [])
+
+    def services_selecting(self, w: Workload) -> list[Service]:
+        """Services of *w*'s namespace whose selector picks its pods, in input order."""
+        labels = w.pod_labels.items()
+        return [s for s in self._selecting.get(w.meta.namespace, []) if s.selector.items() <= labels]
 
     def namespaces_with_identity(self, name: str) -> set[str]:
         """Namespaces where *name* is an identity: a ServiceAccount, a Service, a workload's

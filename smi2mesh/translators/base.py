@@ -38,6 +38,7 @@ from smi2mesh.model import (
     Inputs,
     Protocol,
     Rule,
+    ServicePort,
     SmiKind,
     SmiObject,
     TrafficSplit,
@@ -545,28 +546,39 @@ class PodPorts:
     unresolved: tuple[str, ...]
 
 
+def target_port(sp: ServicePort, w: Workload) -> tuple[int, str] | None:
+    """The TCP container port of *w*'s pods that Service port *sp* sends to, and its name.
+
+    A numbered targetPort (or none: the port itself) is that number, named
+    after a declared container port with that number if there is one ("" if
+    not); a named one is the container port of that name. None: no TCP
+    container port carries the name, so the Service port reaches nothing.
+    """
+    tcp = [p for p in w.container_ports if p.protocol.upper() == "TCP"]
+    target = sp.port if sp.target_port is None else sp.target_port
+    if isinstance(target, str):
+        named = [p for p in tcp if p.name == target]
+        return (named[0].port, named[0].name) if named else None
+    numbered = [p for p in tcp if p.port == target]
+    return target, numbered[0].name if numbered else ""
+
+
 def pod_ports(em: Emitter, namespace: str, workloads: Iterable[Workload]) -> PodPorts:
     """The TCP ports the pods of *workloads* declare, directly or through Services."""
     ports: set[int] = set()
     unresolved: list[str] = []
-    services = [s for s in em.inputs.services if s.meta.namespace == namespace and s.selector]
     for w in workloads:
         ports.update(p.port for p in w.container_ports if p.protocol.upper() == "TCP")
-        named = {p.name: p.port for p in w.container_ports if p.name and p.protocol.upper() == "TCP"}
-        for svc in services:
-            if not svc.selector.items() <= w.pod_labels.items():
-                continue
+        for svc in em.inputs.services_selecting(w):
             for sp in svc.ports:
                 if sp.protocol.upper() != "TCP":
                     continue
-                target = sp.port if sp.target_port is None else sp.target_port
-                if isinstance(target, int):
-                    ports.add(target)
-                elif target in named:
-                    ports.add(named[target])
+                found = target_port(sp, w)
+                if found is not None:
+                    ports.add(found[0])
                 else:
                     unresolved.append(f"Service {namespace}/{svc.meta.name} port {sp.port} "
-                                      f"(targetPort {target!r}, which no container port of "
+                                      f"(targetPort {sp.target_port!r}, which no container port of "
                                       f"{w.kind} {namespace}/{w.meta.name} is named)")
     return PodPorts(tuple(sorted(ports)), tuple(dict.fromkeys(unresolved)))
 

@@ -42,7 +42,6 @@ from smi2mesh.model import (
     HTTPMatch,
     Identity,
     Inputs,
-    Service,
     ServicePort,
     TrafficSplit,
     TrafficTarget,
@@ -58,6 +57,7 @@ from smi2mesh.translators.base import (
     Translator,
     identity_l4_grants,
     split_matches,
+    target_port,
 )
 from smi2mesh.translators.gateway_api import is_tcp_only, root_ports, route_matches
 from smi2mesh.translators.profiles import Feature
@@ -384,15 +384,6 @@ class _KumaRun:
 
     destinations: dict[tuple[str, str], list[TrafficTarget]] = field(default_factory=dict)
     anchor: TrafficTarget | None = None
-    services: dict[str, list[Service]] | None = None
-
-    def services_in(self, em: Emitter, namespace: str) -> list[Service]:
-        if self.services is None:
-            self.services = {}
-            for svc in em.inputs.services:
-                if svc.selector:
-                    self.services.setdefault(svc.meta.namespace, []).append(svc)
-        return self.services.get(namespace, [])
 
 
 @dataclass(frozen=True, slots=True)
@@ -419,27 +410,17 @@ def inbounds(dest: Identity, em: Emitter) -> list[Inbound] | str:
     workloads = em.inputs.workloads_of(dest.namespace, dest.name)
     if not workloads:
         return f"no workload in the input runs as ServiceAccount {dest.namespace}/{dest.name}"
-    run = em.state(_KumaRun)
     out: list[Inbound] = []
     for w in workloads:
-        tcp = [p for p in w.container_ports if p.protocol.upper() == "TCP"]
-        selecting = [s for s in run.services_in(em, dest.namespace)
-                     if s.selector.items() <= w.pod_labels.items()]
+        selecting = em.inputs.services_selecting(w)
         if not selecting:
             return f"no Service in the input selects the pods of {w.kind} {w.meta.namespace}/{w.meta.name}"
         for svc in selecting:
             for sp in svc.ports:
-                if sp.protocol.upper() != "TCP":
-                    continue
-                target = sp.port if sp.target_port is None else sp.target_port
-                if isinstance(target, str):
-                    named = [p for p in tcp if p.name == target]
-                    if named:
-                        out.append(Inbound(named[0].port, named[0].name))
-                    continue
-                numbered = [p for p in tcp if p.port == target]
-                name = numbered[0].name if numbered else ""
-                out.append(Inbound(target, name or str(target)))
+                found = target_port(sp, w) if sp.protocol.upper() == "TCP" else None
+                if found is not None:
+                    port, name = found
+                    out.append(Inbound(port, name or str(port)))
     return out
 
 

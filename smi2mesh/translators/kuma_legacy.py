@@ -56,6 +56,7 @@ from smi2mesh.translators.base import (
     expand_methods,
     identity_l4_grants,
     split_matches,
+    target_port,
 )
 from smi2mesh.translators.gateway_api import is_tcp_only, root_ports
 
@@ -136,23 +137,15 @@ def inbounds(pods: PodSet, em: Emitter) -> list[Inbound] | str:
     """
     out: dict[str, Inbound] = {}
     for w in pods.workloads:
-        tcp = [p for p in w.container_ports if p.protocol.upper() == "TCP"]
-        selecting = [s for s in em.inputs.services if s.meta.namespace == w.meta.namespace
-                     and s.selector and s.selector.items() <= w.pod_labels.items()]
+        selecting = em.inputs.services_selecting(w)
         if not selecting:
             return f"no Service in the input selects the pods of {w.kind} {w.meta.namespace}/{w.meta.name}"
         for svc in selecting:
             for sp in svc.ports:
-                if sp.protocol.upper() != "TCP":
-                    continue
-                target = sp.port if sp.target_port is None else sp.target_port
-                if isinstance(target, str):
-                    named = [p.port for p in tcp if p.name == target]
-                    if not named:
-                        continue
-                    target = named[0]
-                tag = service_tag(svc.meta.name, svc.meta.namespace, sp.port)
-                out[tag] = Inbound(tag, target)
+                found = target_port(sp, w) if sp.protocol.upper() == "TCP" else None
+                if found is not None:
+                    tag = service_tag(svc.meta.name, svc.meta.namespace, sp.port)
+                    out[tag] = Inbound(tag, found[0])
     return [out[t] for t in sorted(out)]
 
 
