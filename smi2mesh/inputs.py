@@ -221,13 +221,12 @@ def expand_lists(docs: Iterable[tuple[str, object]]) -> Iterable[tuple[str, obje
             yield source, doc
 
 
-def parse_documents(docs: Iterable[tuple[str, object]], *, check_refs: bool = True) -> model.Inputs:
+def parse_documents(docs: Iterable[tuple[str, object]]) -> model.Inputs:
     """Parse every document and return the Inputs, or raise InputError with every problem.
 
     References between objects are not checked here: a missing route or
     Service is a finding of translation (the object may simply not exist
-    yet, or not be in the files a pre-commit hook passes). *check_refs* is
-    accepted for existing callers and has no effect.
+    yet, or not be in the files a pre-commit hook passes).
     """
     problems: list[Problem] = []
     objects: list[object] = []

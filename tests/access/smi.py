@@ -11,5 +11,5 @@ from tests.access import Request, smi_allows
 
 def allows(objects: list[dict[str, Any]], req: Request) -> bool:
     """Whether the re-emitted SMI objects allow *req*."""
-    inputs = parse_documents(((f"out:{i}", o) for i, o in enumerate(objects)), check_refs=False)
+    inputs = parse_documents(((f"out:{i}", o) for i, o in enumerate(objects)))
     return smi_allows(inputs, req)

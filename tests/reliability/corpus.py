@@ -84,8 +84,7 @@ class Corpus:
         bad = self.invalid()
         chosen = [self.last_good[k] if k in bad else d for k, d in self.docs.items()
                   if k not in bad or k in self.last_good]
-        inputs = parse_documents(((f"{'/'.join(key_of(d))}", copy.deepcopy(d)) for d in chosen),
-                                 check_refs=False)
+        inputs = parse_documents((f"{'/'.join(key_of(d))}", copy.deepcopy(d)) for d in chosen)
         return list(translate(inputs, MESH).objects)
 
     def app_names(self, namespace: str) -> list[str]:

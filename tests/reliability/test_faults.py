@@ -367,7 +367,7 @@ def requests_for(corpus: Corpus, namespace: str, apps: list[str]) -> list[Reques
 
 
 def inputs_of(corpus: Corpus) -> Any:
-    return parse_documents(((str(i), d) for i, d in enumerate(corpus.docs.values())), check_refs=False)
+    return parse_documents(((str(i), d) for i, d in enumerate(corpus.docs.values())))
 
 
 def test_deleted_route_group_only_narrows_access(plane: Plane) -> None:

@@ -8,8 +8,7 @@ from smi2mesh.translate import translate
 from smi2mesh.translators.base import Options, TranslationResult
 
 
-def translate_yaml(text: str, mesh: str, options: Options | None = None, *,
-                   check_refs: bool = True) -> TranslationResult:
+def translate_yaml(text: str, mesh: str, options: Options | None = None) -> TranslationResult:
     """Parse *text* as one YAML stream and translate it for *mesh*."""
-    inputs = parse_documents(yamlio.load_documents("test.yaml", text), check_refs=check_refs)
+    inputs = parse_documents(yamlio.load_documents("test.yaml", text))
     return translate(inputs, mesh, options)

@@ -26,8 +26,8 @@ from tests.meshrules import consul as consul_rules
 from tests.translators.helpers import translate_yaml
 
 
-def _run(yaml_text: str, *, check_refs: bool = True) -> TranslationResult:
-    return translate_yaml(yaml_text, "consul", check_refs=check_refs)
+def _run(yaml_text: str) -> TranslationResult:
+    return translate_yaml(yaml_text, "consul")
 
 
 def _objects(result: TranslationResult, kind: str) -> list[dict[str, Any]]:
@@ -111,9 +111,8 @@ def test_split_with_matches_routes_to_a_virtual_splitter_and_never_splits_the_ro
 
 
 def test_split_with_missing_group_emits_nothing() -> None:
-    # The CLI rejects the dangling reference up front; the operator sees it mid-edit.
-    result = _run(_split([1, 1], "  matches: [{kind: HTTPRouteGroup, name: nope}]"),
-                  check_refs=False)
+    # A missing group is a finding (CLI and operator alike): nothing is emitted for the split.
+    result = _run(_split([1, 1], "  matches: [{kind: HTTPRouteGroup, name: nope}]"))
     assert result.objects == ()
     assert ("ts", "spec.matches[0]", FindingReason.UNRESOLVED_REFERENCE) in _reasons(result)
 

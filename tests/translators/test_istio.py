@@ -322,7 +322,7 @@ spec:
 def test_missing_group_emits_no_split() -> None:
     text = (SPLIT % "").replace("spec:\n  service: web", "spec:\n  service: web\n  matches:\n"
                                  "  - {kind: HTTPRouteGroup, name: nope}")
-    inputs = parse_documents(yamlio.load_documents("t.yaml", text), check_refs=False)
+    inputs = parse_documents(yamlio.load_documents("t.yaml", text))
     result = translate(inputs, "istio")
     assert result.objects == ()
     assert [f.reason for f in result.findings] == [FindingReason.UNRESOLVED_REFERENCE]

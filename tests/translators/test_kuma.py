@@ -35,8 +35,8 @@ spec:
 """
 
 
-def _run(yaml_text: str, options: Options | None = None, *, check_refs: bool = True) -> TranslationResult:
-    return translate_yaml(yaml_text, "kuma", options, check_refs=check_refs)
+def _run(yaml_text: str, options: Options | None = None) -> TranslationResult:
+    return translate_yaml(yaml_text, "kuma", options)
 
 
 def _reasons(result: TranslationResult) -> list[tuple[str, FindingReason]]:
@@ -140,7 +140,7 @@ spec:
     assert _reasons(result) == [("spec.service", FindingReason.UNRESOLVED_REFERENCE)]
     no_group = _split("{name: web, port: 80, appProtocol: http}", "{service: a, weight: 1}",
                       "  matches: [{kind: HTTPRouteGroup, name: missing}]")
-    result = _run(no_group, check_refs=False)
+    result = _run(no_group)
     assert result.objects == ()
     assert _reasons(result) == [("spec.matches[0]", FindingReason.UNRESOLVED_REFERENCE)]
 

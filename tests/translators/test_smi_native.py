@@ -38,7 +38,7 @@ def convert(inputs: Inputs, versions: dict[str, str]) -> tuple[Inputs, bool]:
     opts = dict(versions)
     opts.setdefault("udp", "v1alpha4" if versions["specs"] == "v1alpha4" else "")
     result = translate(inputs, "smi", Options(smi_versions=opts))
-    out = parse_documents(((f"o:{i}", o) for i, o in enumerate(result.objects)), check_refs=False)
+    out = parse_documents(((f"o:{i}", o) for i, o in enumerate(result.objects)))
     return out, not any(f.reason in LOSSY for f in result.findings)
 
 
@@ -205,8 +205,7 @@ def test_every_case_into_every_version_keeps_or_narrows_access() -> None:
             opts = dict(versions, udp="v1alpha4" if versions["specs"] == "v1alpha4" else "")
             result = translate(inputs, "smi", Options(smi_versions=opts))
             lossy = {(f.namespace, f.name) for f in result.findings if f.reason in LOSSY}
-            out = parse_documents(((f"o:{i}", o) for i, o in enumerate(result.objects)),
-                                  check_refs=False)
+            out = parse_documents(((f"o:{i}", o) for i, o in enumerate(result.objects)))
             for req, before in zip(grid, expected, strict=True):
                 after = smi_allows(out, req)
                 assert after <= before, (case.name, versions, req)
